@@ -1,0 +1,1 @@
+"""DVC-facing stages and the `sakd` CLI: read params, own paths, open runs, write outputs."""

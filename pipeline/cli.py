@@ -1,0 +1,153 @@
+"""The `sakd` command line: one command per pipeline stage, usable with or without DVC."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from pipeline.errors import UserError, user_error_types
+from pipeline.paths import find_root
+
+app = typer.Typer(
+    help="Spot-adaptive knowledge distillation (SAKD): pipeline stages and tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+F = TypeVar("F", bound=Callable)
+
+ParamsOpt = Annotated[
+    Path, typer.Option("--params", "-p", help="params file (default: params.yaml at the root)")
+]
+RootOpt = Annotated[
+    Path | None, typer.Option("--root", help="project root (default: nearest with params.yaml)")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def user_errors_exit_2(fn: F) -> F:
+    """Bad input prints one clear line on stderr and exits 2; bugs keep their traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except user_error_types() as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _context(params_path: Path, root: Path | None):
+    from pipeline.settings import read_params
+
+    root = (root or find_root()).resolve()
+    path = params_path if params_path.is_absolute() else root / params_path
+    return read_params(path), root
+
+
+@app.command()
+@user_errors_exit_2
+def check(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
+    """Validate params.yaml (unknown keys, types, values, names) and print a summary."""
+    p, _ = _context(params, root)
+    d = p.distill
+    runs = len(d.pairs) * len(d.distillers) * len(d.strategies) * len(d.seeds)
+    typer.echo(
+        f"ok: dataset {p.data.dataset}; pretrain {len(p.pretrain.models)} models; "
+        f"distill {runs} runs ({len(d.pairs)} pairs x {len(d.distillers)} distillers x "
+        f"{len(d.strategies)} strategies x {len(d.seeds)} seeds)"
+    )
+
+
+@app.command()
+@user_errors_exit_2
+def fetch(
+    dataset: Annotated[str | None, typer.Argument(help="dataset (default: data.dataset)")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+) -> None:
+    """Download (or accept a placed file), verify and prepare a dataset under data/."""
+    from pipeline.fetch import run_fetch
+
+    p, root_dir = _context(params, root)
+    path = run_fetch(p, root_dir, dataset)
+    typer.echo(f"ready: {path}")
+
+
+@app.command()
+@user_errors_exit_2
+def pretrain(
+    arch: Annotated[str, typer.Option("--arch", help="architecture from pretrain.models")],
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train one architecture alone (teachers; students alone = the paper's S row)."""
+    from pipeline.pretrain import run_pretrain
+
+    p, root_dir = _context(params, root)
+    m = run_pretrain(p, arch, root_dir, progress=not quiet)
+    typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (best {m['best_top1']:.2f}%)")
+
+
+@app.command()
+@user_errors_exit_2
+def distill(
+    teacher: Annotated[str, typer.Option("--teacher", help="teacher architecture")],
+    student: Annotated[str, typer.Option("--student", help="student architecture")],
+    distiller: Annotated[str, typer.Option("--distiller", help="kd, fitnet, at, ...")],
+    strategy: Annotated[str, typer.Option("--strategy", help="adaptive|always|anti|random|never")],
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Distill one teacher -> student pair with one distiller and strategy."""
+    from pipeline.distill import run_distill
+
+    p, root_dir = _context(params, root)
+    m = run_distill(p, root_dir, teacher, student, distiller, strategy, seed, progress=not quiet)
+    typer.echo(
+        f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
+        f"{m['top1']:.2f}% (best {m['best_top1']:.2f}%)"
+    )
+
+
+@app.command()
+@user_errors_exit_2
+def evaluate(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
+    """Top-1/top-5 on the test split for every pretrained model and distilled student."""
+    from pipeline.evaluate import run_evaluate
+
+    p, root_dir = _context(params, root)
+    out = run_evaluate(p, root_dir)
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+@user_errors_exit_2
+def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
+    """Write reports/results.md (paper-style tables) and the per-spot routing figures."""
+    from pipeline.report import run_report
+
+    p, root_dir = _context(params, root)
+    dataset = p.data.dataset
+    out = root_dir / "reports" / "results.md"
+    run_report(root_dir, dataset, out, root_dir / "plots" / "report" / dataset)
+    typer.echo(f"wrote {out}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except UserError as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -1,0 +1,46 @@
+"""Metrics JSON and plot CSV files, written atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sakd.train.checkpoint import atomic_write
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
+    atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def accuracy_summary(history: list[dict[str, float]]) -> dict[str, float | int]:
+    """Final (last epoch: what the paper reports) and best-epoch test accuracy."""
+    last = history[-1]
+    best = max(history, key=lambda h: h["val/top1"])
+    return {
+        "top1": last["val/top1"],
+        "top5": last["val/top5"],
+        "final_epoch": int(last["epoch"]),
+        "best_top1": best["val/top1"],
+        "best_epoch": int(best["epoch"]),
+    }
+
+
+CURVE_COLUMNS = ["epoch", "train/loss", "train/top1", "val/top1", "val/top5", "lr"]

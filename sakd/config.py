@@ -1,0 +1,293 @@
+"""Typed, validated configuration: the schema of params.yaml.
+
+Every section is a frozen dataclass; `load_params(dict)` checks unknown keys, types, values and
+cross-references (a pair's teacher must be pretrained, names must exist in their registries) and
+raises `ConfigError` naming the key. Paper values live in configs/*.yaml presets; the defaults
+here are the paper's where a default makes sense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sakd.configschema import ConfigError, from_dict, to_dict
+
+Device = str  # "auto", "cpu", "cuda", "cuda:1", ...
+
+
+def _check_choice(key: str, value: str, valid: list[str], what: str) -> None:
+    if value not in valid:
+        raise ConfigError(key, f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+
+
+def _check_positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(key, f"must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, where it lives, and how it is split and loaded."""
+
+    dataset: str = "digits"
+    root: str = "data"
+    split_seed: int = 0  # digits: the fixed stratified train/test split
+    test_fraction: float = 0.25  # digits only
+    imagenet_path: str | None = None  # imagenet: an existing ImageFolder tree (train/, val/)
+    workers: int = 4  # streamed datasets (imagenet): DataLoader worker processes
+
+    def check(self) -> None:
+        from sakd.data import list_datasets
+
+        _check_choice("dataset", self.dataset, list_datasets(), "dataset")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError("test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+        if self.workers < 0:
+            raise ConfigError("workers", f"must be >= 0, got {self.workers}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """SGD with a multi-step learning-rate decay (the paper: 240 epochs, x0.1 at 150/180/210)."""
+
+    epochs: int = 240
+    batch_size: int = 64
+    lr: float = 0.05
+    lr_by_arch: dict[str, float] = field(
+        default_factory=lambda: {"mobilenetv2": 0.01, "shufflenetv1": 0.01}
+    )
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: list[int] = field(default_factory=lambda: [150, 180, 210])
+    lr_decay: float = 0.1
+
+    def lr_for(self, arch: str) -> float:
+        """The initial learning rate of `arch` (MobileNetV2/ShuffleNetV1 use 0.01 in the paper)."""
+        return self.lr_by_arch.get(arch, self.lr)
+
+    def check(self) -> None:
+        from sakd.models import list_models
+
+        if self.epochs < 1:
+            raise ConfigError("epochs", f"must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size", f"must be >= 2, got {self.batch_size}")
+        _check_positive("lr", self.lr)
+        for arch, lr in self.lr_by_arch.items():
+            _check_choice(f"lr_by_arch.{arch}", arch, list_models(), "model")
+            _check_positive(f"lr_by_arch.{arch}", lr)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError("momentum", f"must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if self.milestones != sorted(set(self.milestones)) or any(
+            not 0 < m < self.epochs for m in self.milestones
+        ):
+            raise ConfigError(
+                "milestones",
+                f"must be strictly increasing epochs in (0, epochs={self.epochs}), "
+                f"got {self.milestones}",
+            )
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError("lr_decay", f"must be in (0, 1], got {self.lr_decay}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig(Schedule):
+    """Supervised training of every teacher and of every student alone (the paper's S row)."""
+
+    models: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def check(self) -> None:
+        super().check()
+        from sakd.models import list_models
+
+        if not self.models:
+            raise ConfigError("models", "list at least one architecture to pretrain")
+        for i, arch in enumerate(self.models):
+            _check_choice(f"models[{i}]", arch, list_models(), "model")
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError("models", f"duplicate architectures in {self.models}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    teacher: str
+    student: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.teacher}-{self.student}"
+
+    def check(self) -> None:
+        from sakd.models import list_models
+
+        _check_choice("teacher", self.teacher, list_models(), "model")
+        _check_choice("student", self.student, list_models(), "model")
+
+
+@dataclass(frozen=True)
+class TauConfig:
+    """Gumbel-softmax temperature: decays from tau0 to tau_min over the run (paper: from 5)."""
+
+    schedule: str = "exponential"
+    tau0: float = 5.0
+    tau_min: float = 0.5
+    per: Literal["epoch", "step"] = "epoch"
+
+    def check(self) -> None:
+        from sakd.spots import list_tau_schedules
+
+        _check_choice("schedule", self.schedule, list_tau_schedules(), "tau schedule")
+        _check_positive("tau0", self.tau0)
+        _check_positive("tau_min", self.tau_min)
+        if self.tau_min > self.tau0:
+            raise ConfigError("tau_min", f"must be <= tau0 ({self.tau0}), got {self.tau_min}")
+
+
+@dataclass(frozen=True)
+class CRDConfig:
+    """CRD (CIFAR settings of the CRD paper); nce_k is capped to the dataset size minus one."""
+
+    nce_k: int = 16384
+    feat_dim: int = 128
+    nce_t: float = 0.07
+    nce_momentum: float = 0.5
+
+    def check(self) -> None:
+        for key in ("nce_k", "feat_dim"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        _check_positive("nce_t", self.nce_t)
+        if not 0 <= self.nce_momentum < 1:
+            raise ConfigError("nce_momentum", f"must be in [0, 1), got {self.nce_momentum}")
+
+
+@dataclass(frozen=True)
+class FTConfig:
+    """FT's paraphraser is pretrained on the teacher's map before distillation (30 epochs)."""
+
+    pretrain_epochs: int = 30
+
+    def check(self) -> None:
+        if self.pretrain_epochs < 0:
+            raise ConfigError("pretrain_epochs", f"must be >= 0, got {self.pretrain_epochs}")
+
+
+@dataclass(frozen=True)
+class DistillConfig(Schedule):
+    """The distill matrix (pairs x distillers x strategies x seeds) and SAKD's settings (Eq. 7)."""
+
+    pairs: list[Pair] = field(default_factory=list)
+    distillers: list[str] = field(default_factory=lambda: ["kd"])
+    strategies: list[str] = field(default_factory=lambda: ["adaptive", "always"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    beta1: float = 1.0  # weight of KD (KL) at the logit spot
+    beta2: dict[str, float] = field(default_factory=dict)  # per distiller; default Table II
+    beta3: float = 1.0  # weight of the routing loss
+    kd_T: float = 4.0
+    tau: TauConfig = field(default_factory=TauConfig)
+    policy_init: Literal["neutral", "distill"] = "neutral"
+    routing_loss: Literal["paper", "reference"] = "paper"
+    gamma: float = 1.0  # routing_loss: reference only
+    teacher_trainable: Literal["frozen", "scratch", "pretrained"] = "frozen"
+    router_lr_ratio: float = 0.5
+    router_weight_decay: float = 1e-3
+    crd: CRDConfig = field(default_factory=CRDConfig)
+    ft: FTConfig = field(default_factory=FTConfig)
+    decision_grid: int = 32  # validation images in the Fig. 5-style decision grid artifact
+
+    def beta2_for(self, distiller: str) -> float:
+        from sakd.distillers import default_beta
+
+        return self.beta2.get(distiller, default_beta(distiller))
+
+    def check(self) -> None:
+        super().check()
+        from sakd.distillers import list_distillers
+        from sakd.spots import list_strategies
+
+        if not self.pairs:
+            raise ConfigError("pairs", "list at least one {teacher, student} pair")
+        for key, names, valid, what in (
+            ("distillers", self.distillers, list_distillers(), "distiller"),
+            ("strategies", self.strategies, list_strategies(), "strategy"),
+        ):
+            if not names:
+                raise ConfigError(key, f"list at least one {what}")
+            for i, name in enumerate(names):
+                _check_choice(f"{key}[{i}]", name, valid, what)
+        for name, beta in self.beta2.items():
+            _check_choice(f"beta2.{name}", name, list_distillers(), "distiller")
+            if beta < 0:
+                raise ConfigError(f"beta2.{name}", f"must be >= 0, got {beta}")
+        for key in ("beta1", "beta3"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
+        for key in ("kd_T", "gamma", "router_lr_ratio"):
+            _check_positive(key, getattr(self, key))
+        if not self.seeds:
+            raise ConfigError("seeds", "list at least one seed")
+        if self.decision_grid < 0:
+            raise ConfigError("decision_grid", f"must be >= 0, got {self.decision_grid}")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how tensors run. `auto` picks CUDA when present."""
+
+    device: Device = "auto"
+    channels_last: bool = False
+    autocast: bool = True  # bf16 autocast on CUDA only; ignored on CPU
+    compile: bool = False
+    deterministic: bool = True
+
+    def check(self) -> None:
+        if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
+            raise ConfigError("device", f"expected auto, cpu, cuda[:N] or mps, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow. uri None = sqlite:///<repo>/mlflow.db; the MLFLOW_TRACKING_URI env var wins."""
+
+    uri: str | None = None
+    experiment_prefix: str = "sakd"
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole params.yaml."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    sensitivity: dict[str, Any] | None = None  # validated by sakd.tuning (see SensitivityConfig)
+
+    def check(self) -> None:
+        for i, pair in enumerate(self.distill.pairs):
+            for role in ("teacher", "student"):
+                arch = getattr(pair, role)
+                if arch not in self.pretrain.models:
+                    raise ConfigError(
+                        f"distill.pairs[{i}].{role}",
+                        f"{arch!r} is not in pretrain.models {self.pretrain.models}: the "
+                        f"{role} must be pretrained (teachers) or trained alone (the S row)",
+                    )
+
+
+def load_params(data: dict[str, Any]) -> Params:
+    """Validate a params.yaml mapping. Raises ConfigError naming the bad key."""
+    return from_dict(Params, data)
+
+
+def config_hash(*parts: Any) -> str:
+    """A short stable hash of config objects (for run tags and resume safety)."""
+    blob = json.dumps([to_dict(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

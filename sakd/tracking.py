@@ -1,0 +1,177 @@
+"""Experiment tracking behind a small interface: MLflow for real runs, in-memory for tests.
+
+The training code only calls `Tracker` methods; which backend records them is the caller's
+choice. Metric keys follow DESIGN.md (`train/loss`, `val/top1`, `route/p_distill/<spot>`, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# MLflow 3's UI opens the training-runs view (charts, compare) for experiments with this tag.
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+
+
+class Tracker:
+    """What training code may record. Subclasses implement the backend."""
+
+    run_id: str | None = None
+
+    @contextlib.contextmanager
+    def run(
+        self,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any],
+        run_id: str | None = None,
+        nested: bool = False,
+    ) -> Iterator[str]:
+        """Open (or, with run_id, reopen) a run; yields its id."""
+        raise NotImplementedError
+        yield ""  # pragma: no cover
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        raise NotImplementedError
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        raise NotImplementedError
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class MemoryTracker(Tracker):
+    """Keeps everything in lists: for unit tests and library use without MLflow."""
+
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _stack: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str | None:  # type: ignore[override]
+        return self._stack[-1] if self._stack else None
+
+    @contextlib.contextmanager
+    def run(self, experiment, run_name, tags, params, run_id=None, nested=False):
+        if run_id is None:
+            run_id = f"run{len(self.runs)}"
+            self.runs[run_id] = {
+                "experiment": experiment,
+                "name": run_name,
+                "tags": dict(tags),
+                "params": dict(params),
+                "metrics": [],
+                "artifacts": [],
+                "parent": self.run_id if nested else None,
+                "status": "RUNNING",
+            }
+        self._stack.append(run_id)
+        try:
+            yield run_id
+            self.runs[run_id]["status"] = "FINISHED"
+        except BaseException:
+            self.runs[run_id]["status"] = "FAILED"
+            raise
+        finally:
+            self._stack.pop()
+
+    def log_metrics(self, metrics, step):
+        self.runs[self._stack[-1]]["metrics"].append((step, dict(metrics)))
+
+    def log_artifact(self, path, artifact_path=None):
+        self.runs[self._stack[-1]]["artifacts"].append((Path(path).name, artifact_path))
+
+    def set_tags(self, tags):
+        self.runs[self._stack[-1]]["tags"].update(tags)
+
+    def metric_history(self, key: str, run_id: str | None = None) -> list[tuple[int, float]]:
+        """[(step, value)] of one metric: handy in tests."""
+        run = self.runs[run_id or next(reversed(self.runs))]
+        return [(s, m[key]) for s, m in run["metrics"] if key in m]
+
+
+class MLflowTracker(Tracker):
+    """Records to MLflow. `artifact_root` pins where new experiments keep artifacts."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        import mlflow
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        mlflow.set_tracking_uri(tracking_uri)
+
+    @property
+    def run_id(self) -> str | None:  # type: ignore[override]
+        run = self._mlflow.active_run()
+        return run.info.run_id if run else None
+
+    def _experiment_id(self, name: str) -> str:
+        client = self._mlflow.MlflowClient(self.tracking_uri)
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = self.artifact_root.resolve().as_uri() if self.artifact_root else None
+        try:
+            exp_id = client.create_experiment(
+                name, artifact_location=location, tags=dict([EXPERIMENT_KIND_TAG])
+            )
+        except Exception:  # created meanwhile by a parallel process
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            exp_id = exp.experiment_id
+        return exp_id
+
+    @contextlib.contextmanager
+    def run(self, experiment, run_name, tags, params, run_id=None, nested=False):
+        mlflow = self._mlflow
+        if run_id is not None:
+            active = mlflow.start_run(run_id=run_id, nested=nested)
+        else:
+            active = mlflow.start_run(
+                experiment_id=self._experiment_id(experiment),
+                run_name=run_name,
+                tags=dict(tags),
+                nested=nested,
+            )
+            # MLflow params are strings of at most 6000 chars; log in batches of 100.
+            items = [(k, str(v)[:6000]) for k, v in params.items()]
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i : i + 100]))
+        with active as r:
+            yield r.info.run_id
+
+    def log_metrics(self, metrics, step):
+        clean = {_metric_key(k): float(v) for k, v in metrics.items()}
+        self._mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path, artifact_path=None):
+        self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags):
+        self._mlflow.set_tags(dict(tags))
+
+
+def _metric_key(key: str) -> str:
+    """MLflow allows letters, digits, _ - . / and spaces in keys."""
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
+
+
+def resolve_tracking_uri(configured: str | None, repo_root: Path) -> str:
+    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root.
+
+    Absolute, so DVC experiments running in temp dirs still write to the one database.
+    """
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    if configured:
+        return configured
+    return f"sqlite:///{(repo_root / 'mlflow.db').resolve()}"

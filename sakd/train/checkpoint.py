@@ -1,0 +1,56 @@
+"""Checkpoints: plain tensors and containers only, written atomically, loaded safely.
+
+`torch.load(weights_only=True)` refuses pickled code, so a checkpoint from elsewhere cannot run
+anything; a temp file + rename means a killed process never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or not what was expected."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path) then rename onto `path`; nothing is left behind on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU; errors name the file and what was expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupted, truncated, or holds pickled objects
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable sakd checkpoint (expected a torch.save file of "
+            f"tensors and plain containers): {err}. Delete it and rerun the stage that writes it."
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: expected a dict, found {type(state).__name__}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks keys {missing} (has {sorted(state)})")
+    return state

@@ -1,0 +1,235 @@
+"""The epoch loop shared by pretraining and distillation: steps, evaluation, logging, resume.
+
+One checkpoint file holds everything needed to continue (module and optimiser states, LR
+schedulers, RNG state, per-epoch history, the tracking run id). It is rewritten atomically after
+every epoch, so a killed run started again resumes after its last finished epoch and ends with
+the same result as an uninterrupted one. A NaN/inf loss stops the run before the checkpoint is
+written, so the last good checkpoint survives.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from sakd.tracking import Tracker
+from sakd.train.checkpoint import load_checkpoint, save_checkpoint
+
+Stats = dict[str, torch.Tensor]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class EpochLoader(Protocol):
+    """A loader that yields (x, y, index) batches for a given epoch (seeded per epoch)."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __iter__(self): ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass
+class TrainingJob:
+    """Everything the loop needs; the caller builds it (pretrain or distill)."""
+
+    step: Callable[..., Stats]
+    train_loader: EpochLoader
+    evaluate: Callable[[], dict[str, float]]
+    epochs: int
+    modules: Mapping[str, nn.Module]
+    optimizers: Mapping[str, torch.optim.Optimizer]
+    schedulers: Mapping[str, Any]
+    checkpoint_path: Path
+    config_hash: str
+    metadata: dict[str, Any] = field(default_factory=dict)  # stored in the checkpoint as-is
+    on_epoch_start: Callable[[int], dict[str, float]] | None = None  # returns extra metrics (tau)
+    summarize: Callable[[dict[str, torch.Tensor]], dict[str, float]] | None = None
+    progress: bool = True
+
+
+@dataclass
+class Resume:
+    start_epoch: int
+    history: list[dict[str, float]]
+    run_id: str | None
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def try_resume(job: TrainingJob) -> Resume:
+    """Restore an unfinished run of the same configuration, else start fresh.
+
+    A checkpoint from other params (hash differs) or a finished run is not resumed: DVC
+    re-runs a stage only when something changed, so the work is redone from scratch.
+    """
+    path = job.checkpoint_path
+    if not path.exists():
+        return Resume(0, [], None)
+    state = load_checkpoint(path, required=("epoch", "config_hash", "modules"))
+    if state["config_hash"] != job.config_hash or state["epoch"] >= job.epochs:
+        return Resume(0, [], None)
+    for name, module in job.modules.items():
+        module.load_state_dict(state["modules"][name])
+    for name, opt in job.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    for name, sched in job.schedulers.items():
+        sched.load_state_dict(state["schedulers"][name])
+    _set_rng_state(state["rng"])
+    return Resume(state["epoch"], list(state["history"]), state.get("run_id"))
+
+
+def save_state(job: TrainingJob, epoch: int, history: list, run_id: str | None) -> None:
+    state = {
+        **job.metadata,
+        "epoch": epoch,
+        "total_epochs": job.epochs,
+        "config_hash": job.config_hash,
+        "modules": {n: m.state_dict() for n, m in job.modules.items()},
+        "optimizers": {n: o.state_dict() for n, o in job.optimizers.items()},
+        "schedulers": {n: s.state_dict() for n, s in job.schedulers.items()},
+        "rng": _rng_state(),
+        "history": history,
+        "run_id": run_id,
+    }
+    save_checkpoint(state, job.checkpoint_path)
+
+
+def _batches(loader: EpochLoader, epoch: int, progress: bool, label: str) -> Iterable:
+    loader.set_epoch(epoch)
+    if not progress:
+        return loader
+    from rich.progress import track
+
+    return track(loader, total=len(loader), description=label, transient=True)
+
+
+def _mean_stats(sums: Stats, n_batches: int) -> dict[str, torch.Tensor]:
+    """Per-epoch means, moved to the CPU in one go (the epoch's only host sync)."""
+    keys = list(sums)
+    flat = torch.cat([sums[k].detach().float().reshape(-1) for k in keys]).cpu()
+    out, offset = {}, 0
+    for k in keys:
+        n = sums[k].numel()
+        out[k] = flat[offset : offset + n].reshape(sums[k].shape)
+        offset += n
+    return {k: (v if k == "correct" else v / n_batches) for k, v in out.items()}
+
+
+def default_summary(stats: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
+    """Scalar stats as train/<key>; `correct` becomes train/top1 (percent)."""
+    out = {}
+    for key, value in stats.items():
+        if key == "correct":
+            out["train/top1"] = 100.0 * float(value) / samples
+        elif value.numel() == 1:
+            out[f"train/{key}"] = float(value)
+    return out
+
+
+@dataclass
+class RunSpec:
+    """How the tracking run is named and what it records up front."""
+
+    experiment: str
+    name: str
+    tags: dict[str, str]
+    params: dict[str, Any]
+
+
+def fit(
+    job: TrainingJob,
+    tracker: Tracker,
+    run: RunSpec,
+    on_finish: Callable[[list[dict]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Train for job.epochs (resuming if possible) inside one tracking run; returns the history.
+
+    A resumed run continues the same tracking run. `on_finish(history)` runs inside the run
+    (log artifacts there).
+    """
+    resume = try_resume(job)
+    if resume.start_epoch:
+        log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
+    with tracker.run(run.experiment, run.name, run.tags, run.params, run_id=resume.run_id):
+        history = _train_epochs(job, tracker, resume, log)
+        if on_finish:
+            on_finish(history)
+    return history
+
+
+def _train_epochs(
+    job: TrainingJob, tracker: Tracker, resume: Resume, log: Callable[[str], None]
+) -> list[dict]:
+    history = resume.history
+    for epoch in range(resume.start_epoch, job.epochs):
+        started = time.perf_counter()
+        extra = job.on_epoch_start(epoch) if job.on_epoch_start else {}
+        lr = next(iter(job.optimizers.values())).param_groups[0]["lr"]
+        sums: Stats = {}
+        n_batches = samples = 0
+        label = f"epoch {epoch + 1}/{job.epochs}"
+        for x, y, index in _batches(job.train_loader, epoch, job.progress, label):
+            stats = job.step(x, y, index)
+            for key, value in stats.items():
+                sums[key] = value if key not in sums else sums[key] + value
+            n_batches += 1
+            samples += y.shape[0]
+        means = _mean_stats(sums, n_batches)
+        metrics = default_summary(means, samples)
+        if job.summarize:
+            metrics.update(job.summarize(means))
+        loss = metrics.get("train/loss", 0.0)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"epoch {epoch + 1}: training loss is {loss}; stopped. The last good checkpoint "
+                f"{job.checkpoint_path} (after epoch {epoch}) is kept. Lower the learning rate "
+                f"or a loss weight and rerun."
+            )
+        for sched in job.schedulers.values():
+            sched.step()
+        val = job.evaluate()
+        metrics.update({f"val/{k}": v for k, v in val.items()})
+        metrics["lr"] = lr
+        metrics.update(extra)
+        metrics["epoch_time_s"] = time.perf_counter() - started
+        history.append({"epoch": epoch + 1, **metrics})
+        tracker.log_metrics(metrics, step=epoch + 1)
+        save_state(job, epoch + 1, history, tracker.run_id)
+        log(
+            f"{label}  loss {loss:.4f}  train {metrics.get('train/top1', 0):.2f}%  "
+            f"val {val['top1']:.2f}% (top5 {val['top5']:.2f}%)  "
+            f"{metrics['epoch_time_s']:.1f}s"
+        )
+    return history
+
+
+def multistep_sgd(
+    params: Iterable, lr: float, momentum: float, weight_decay: float,
+    milestones: list[int], gamma: float,
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]:
+    """SGD + multi-step decay, stepped once per epoch (the paper's schedule)."""
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
