@@ -58,10 +58,10 @@ def _context(params_path: Path, root: Path | None):
 def check(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
     """Validate params.yaml (unknown keys, types, values, names) and print a summary."""
     p, _ = _context(params, root)
-    d = p.distill
+    d = p.runs
     runs = len(d.pairs) * len(d.distillers) * len(d.strategies) * len(d.seeds)
     typer.echo(
-        f"ok: dataset {p.data.dataset}; pretrain {len(p.pretrain.models)} models; "
+        f"ok: dataset {p.data.dataset}; pretrain {len(d.pretrain)} models; "
         f"distill {runs} runs ({len(d.pairs)} pairs x {len(d.distillers)} distillers x "
         f"{len(d.strategies)} strategies x {len(d.seeds)} seeds)"
     )
@@ -85,7 +85,7 @@ def fetch(
 @app.command()
 @user_errors_exit_2
 def pretrain(
-    arch: Annotated[str, typer.Option("--arch", help="architecture from pretrain.models")],
+    arch: Annotated[str, typer.Option("--arch", help="architecture from runs.pretrain")],
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = None,
     quiet: QuietOpt = False,

@@ -6,7 +6,13 @@ from pathlib import Path
 
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, make_tracker, resolve_device, seed_everything
+from pipeline.settings import (
+    data_options,
+    git_commit,
+    make_tracker,
+    resolve_device,
+    seed_everything,
+)
 from sakd.config import Params, config_hash
 from sakd.configschema import flatten
 from sakd.data import build_loaders
@@ -22,16 +28,17 @@ def run_pretrain(
 ) -> dict:
     """Train `arch` alone on the configured dataset; returns the metrics written."""
     cfg, data = params.pretrain, params.data
-    if arch not in cfg.models:
+    if arch not in params.runs.pretrain:
         from pipeline.errors import UserError
 
-        raise UserError(f"{arch!r} is not in pretrain.models {cfg.models}")
+        raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
     device = resolve_device(params.runtime)
     seed_everything(cfg.seed, params.runtime.deterministic)
     train_loader, test_loader, info = build_loaders(
         data.dataset, root / data.root, batch_size=cfg.batch_size, device=device, seed=cfg.seed,
-        **_data_options(params),
+        num_workers=data.workers, channels_last=params.runtime.channels_last,
+        **data_options(params),
     )
     model = create_model(arch, info.num_classes).to(device)
     autocast = params.runtime.autocast and device.type == "cuda"
@@ -79,10 +86,3 @@ def run_pretrain(
     fit(job, tracker, run, on_finish=finish)
     return metrics
 
-
-def _data_options(params: Params) -> dict:
-    data = params.data
-    opts: dict = {"split_seed": data.split_seed, "test_fraction": data.test_fraction}
-    if data.dataset == "imagenet":
-        opts = {"path": data.imagenet_path, "workers": data.workers}
-    return opts

@@ -18,7 +18,7 @@ from sakd.tracking import MLflowTracker, Tracker, resolve_tracking_uri
 def read_params(path: Path) -> Params:
     """Load and validate a params file; every problem names the key (ConfigError)."""
     if not path.is_file():
-        raise UserError(f"params file {path} not found (run from the project root or pass --params)")
+        raise UserError(f"params file {path} not found (run from the project root, or --params)")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
@@ -64,3 +64,13 @@ def git_commit(root: Path) -> str:
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("GIT_COMMIT", "unknown")
+
+
+def data_options(params: Params) -> dict:
+    """The dataset's own options from params.data (what fetch_dataset/build_loaders take)."""
+    data = params.data
+    if data.dataset == "imagenet":
+        return {"path": data.imagenet_path}
+    if data.dataset == "digits":
+        return {"test_fraction": data.test_fraction, "seed": data.split_seed}
+    return {}

@@ -99,19 +99,7 @@ class Schedule:
 class PretrainConfig(Schedule):
     """Supervised training of every teacher and of every student alone (the paper's S row)."""
 
-    models: list[str] = field(default_factory=list)
     seed: int = 0
-
-    def check(self) -> None:
-        super().check()
-        from sakd.models import list_models
-
-        if not self.models:
-            raise ConfigError("models", "list at least one architecture to pretrain")
-        for i, arch in enumerate(self.models):
-            _check_choice(f"models[{i}]", arch, list_models(), "model")
-        if len(set(self.models)) != len(self.models):
-            raise ConfigError("models", f"duplicate architectures in {self.models}")
 
 
 @dataclass(frozen=True)
@@ -180,12 +168,8 @@ class FTConfig:
 
 @dataclass(frozen=True)
 class DistillConfig(Schedule):
-    """The distill matrix (pairs x distillers x strategies x seeds) and SAKD's settings (Eq. 7)."""
+    """How every distillation run trains: the schedule and SAKD's settings (Eq. 7)."""
 
-    pairs: list[Pair] = field(default_factory=list)
-    distillers: list[str] = field(default_factory=lambda: ["kd"])
-    strategies: list[str] = field(default_factory=lambda: ["adaptive", "always"])
-    seeds: list[int] = field(default_factory=lambda: [0])
     beta1: float = 1.0  # weight of KD (KL) at the logit spot
     beta2: dict[str, float] = field(default_factory=dict)  # per distiller; default Table II
     beta3: float = 1.0  # weight of the routing loss
@@ -209,18 +193,7 @@ class DistillConfig(Schedule):
     def check(self) -> None:
         super().check()
         from sakd.distillers import list_distillers
-        from sakd.spots import list_strategies
 
-        if not self.pairs:
-            raise ConfigError("pairs", "list at least one {teacher, student} pair")
-        for key, names, valid, what in (
-            ("distillers", self.distillers, list_distillers(), "distiller"),
-            ("strategies", self.strategies, list_strategies(), "strategy"),
-        ):
-            if not names:
-                raise ConfigError(key, f"list at least one {what}")
-            for i, name in enumerate(names):
-                _check_choice(f"{key}[{i}]", name, valid, what)
         for name, beta in self.beta2.items():
             _check_choice(f"beta2.{name}", name, list_distillers(), "distiller")
             if beta < 0:
@@ -230,10 +203,54 @@ class DistillConfig(Schedule):
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
         for key in ("kd_T", "gamma", "router_lr_ratio"):
             _check_positive(key, getattr(self, key))
-        if not self.seeds:
-            raise ConfigError("seeds", "list at least one seed")
         if self.decision_grid < 0:
             raise ConfigError("decision_grid", f"must be >= 0, got {self.decision_grid}")
+
+
+@dataclass(frozen=True)
+class RunsConfig:
+    """What runs: pretrain list and distill matrix (pairs x distillers x strategies x seeds).
+
+    Kept apart from the training settings so adding a distiller re-runs only the new stages.
+    """
+
+    pretrain: list[str] = field(default_factory=list)
+    pairs: list[Pair] = field(default_factory=list)
+    distillers: list[str] = field(default_factory=lambda: ["kd"])
+    strategies: list[str] = field(default_factory=lambda: ["adaptive", "always"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def check(self) -> None:
+        from sakd.distillers import list_distillers
+        from sakd.models import list_models
+        from sakd.spots import list_strategies
+
+        if not self.pretrain:
+            raise ConfigError("pretrain", "list at least one architecture to pretrain")
+        if len(set(self.pretrain)) != len(self.pretrain):
+            raise ConfigError("pretrain", f"duplicate architectures in {self.pretrain}")
+        if not self.pairs:
+            raise ConfigError("pairs", "list at least one {teacher, student} pair")
+        for key, names, valid, what in (
+            ("pretrain", self.pretrain, list_models(), "model"),
+            ("distillers", self.distillers, list_distillers(), "distiller"),
+            ("strategies", self.strategies, list_strategies(), "strategy"),
+        ):
+            if not names:
+                raise ConfigError(key, f"list at least one {what}")
+            for i, name in enumerate(names):
+                _check_choice(f"{key}[{i}]", name, valid, what)
+        if not self.seeds:
+            raise ConfigError("seeds", "list at least one seed")
+        for i, pair in enumerate(self.pairs):
+            for role in ("teacher", "student"):
+                arch = getattr(pair, role)
+                if arch not in self.pretrain:
+                    raise ConfigError(
+                        f"pairs[{i}].{role}",
+                        f"{arch!r} is not in runs.pretrain {self.pretrain}: the {role} must be "
+                        f"pretrained (teachers) or trained alone (students: the paper's S row)",
+                    )
 
 
 @dataclass(frozen=True)
@@ -264,22 +281,12 @@ class Params:
     """The whole params.yaml."""
 
     data: DataConfig = field(default_factory=DataConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     sensitivity: dict[str, Any] | None = None  # validated by sakd.tuning (see SensitivityConfig)
-
-    def check(self) -> None:
-        for i, pair in enumerate(self.distill.pairs):
-            for role in ("teacher", "student"):
-                arch = getattr(pair, role)
-                if arch not in self.pretrain.models:
-                    raise ConfigError(
-                        f"distill.pairs[{i}].{role}",
-                        f"{arch!r} is not in pretrain.models {self.pretrain.models}: the "
-                        f"{role} must be pretrained (teachers) or trained alone (the S row)",
-                    )
 
 
 def load_params(data: dict[str, Any]) -> Params:

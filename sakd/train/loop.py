@@ -55,6 +55,7 @@ class TrainingJob:
     metadata: dict[str, Any] = field(default_factory=dict)  # stored in the checkpoint as-is
     on_epoch_start: Callable[[int], dict[str, float]] | None = None  # returns extra metrics (tau)
     summarize: Callable[[dict[str, torch.Tensor]], dict[str, float]] | None = None
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None  # after the checkpoint
     progress: bool = True
 
 
@@ -218,6 +219,8 @@ def _train_epochs(
         history.append({"epoch": epoch + 1, **metrics})
         tracker.log_metrics(metrics, step=epoch + 1)
         save_state(job, epoch + 1, history, tracker.run_id)
+        if job.on_epoch_end:
+            job.on_epoch_end(epoch + 1, metrics)  # may raise to stop early (pruning)
         log(
             f"{label}  loss {loss:.4f}  train {metrics.get('train/top1', 0):.2f}%  "
             f"val {val['top1']:.2f}% (top5 {val['top5']:.2f}%)  "

@@ -1,0 +1,16 @@
+"""`fetch` stage: make the configured dataset ready under data/<dataset>/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.settings import data_options
+from sakd.config import Params
+from sakd.data import fetch_dataset
+
+
+def run_fetch(params: Params, root: Path, dataset: str | None = None) -> Path:
+    """Fetch `dataset` (default: data.dataset) with the options params.data gives it."""
+    name = dataset or params.data.dataset
+    options = data_options(params) if name == params.data.dataset else {}
+    return fetch_dataset(name, root / params.data.root, **options)

@@ -1,0 +1,115 @@
+"""`report` stage: read evaluate metrics and route curves, write reports/results.md + Fig. 3 plots.
+
+All table logic lives in `sakd.report`; this file only finds, reads and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.paths import Layout
+from sakd.reference import paper_lookup
+from sakd.report import (
+    EvaluateResults,
+    ReportInputError,
+    RouteCurve,
+    RouteFigure,
+    StudentRun,
+    average_routes,
+    pairs_in_order,
+    parse_evaluate,
+    parse_route_csv,
+    render_results,
+    route_csv_text,
+    route_png_bytes,
+)
+from sakd.report.aggregate import distiller_sort_key
+from sakd.train.checkpoint import atomic_write
+
+SENSITIVITY_OUTPUTS = (
+    ("Sensitivity report", Path("reports") / "sensitivity.md"),
+    ("Sensitivity metrics", Path("metrics") / "sensitivity.json"),
+)
+
+
+def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
+    """Write `out_md` and the route plots under `plots_dir` (relative paths are under `root`)."""
+    root = Path(root)
+    out_md, plots_dir = root / out_md, root / plots_dir
+    layout = Layout(root, dataset)
+    try:
+        results = read_evaluate(layout.evaluate_metrics())
+        figures = write_route_figures(layout, results, plots_dir, out_md.parent)
+    except ReportInputError as err:
+        raise UserError(str(err)) from None
+    links = [
+        (label, _relative(root / path, out_md.parent))
+        for label, path in SENSITIVITY_OUTPUTS
+        if (root / path).is_file()
+    ]
+    text = render_results(dataset, results, paper_lookup(dataset), figures, links)
+    _write_text(out_md, text)
+
+
+def read_evaluate(path: Path) -> EvaluateResults:
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the evaluate stage writes it (`dvc repro evaluate`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path} is not valid JSON ({err}); rerun `dvc repro evaluate`") from None
+    return parse_evaluate(data, source=str(path))
+
+
+def write_route_figures(
+    layout: Layout, results: EvaluateResults, plots_dir: Path, report_dir: Path
+) -> list[RouteFigure]:
+    """One averaged curve (PNG + CSV) per (pair, distiller) run with the adaptive strategy."""
+    figures = []
+    for (teacher, student, distiller), runs in _adaptive_groups(results):
+        sources = [layout.distill_plots(run.key) / "route.csv" for run in runs]
+        curve = average_routes([_read_route(p) for p in sources], [str(p) for p in sources])
+        stem = plots_dir / f"route_{teacher}-{student}_{distiller}"
+        title = (f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive "
+                 f"(mean of {len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
+        _write_bytes(png, route_png_bytes(curve, title))
+        _write_text(csv, route_csv_text(curve))
+        figures.append(RouteFigure(
+            teacher, student, distiller,
+            image=_relative(png, report_dir), data=_relative(csv, report_dir), n_seeds=len(runs),
+        ))
+    return figures
+
+
+def _adaptive_groups(
+    results: EvaluateResults,
+) -> Iterator[tuple[tuple[str, str, str], list[StudentRun]]]:
+    adaptive = [r for r in results.runs if r.strategy == "adaptive"]
+    for pair in pairs_in_order(adaptive):
+        in_pair = [r for r in adaptive if r.pair == pair]
+        for distiller in sorted({r.distiller for r in in_pair}, key=distiller_sort_key):
+            runs = sorted((r for r in in_pair if r.distiller == distiller), key=lambda r: r.seed)
+            yield (*pair, distiller), runs
+
+
+def _read_route(path: Path) -> RouteCurve:
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
+    return parse_route_csv(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def _relative(target: Path, start: Path) -> str:
+    return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -1,0 +1,35 @@
+"""Shared fixtures: a tiny params mapping on the embedded digits data."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def default_params() -> dict:
+    """The repository's params.yaml as a plain mapping (a fresh copy per test)."""
+    return copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+
+
+@pytest.fixture
+def tiny_params(default_params) -> dict:
+    """params.yaml shrunk to seconds: 2 epochs, one pair, the cheapest models."""
+    p = default_params
+    p["runs"] = {
+        "pretrain": ["resnet14", "resnet8"],
+        "pairs": [{"teacher": "resnet14", "student": "resnet8"}],
+        "distillers": ["kd", "at"],
+        "strategies": ["adaptive", "always", "anti", "random", "never"],
+        "seeds": [0],
+    }
+    for section in ("pretrain", "distill"):
+        p[section].update(epochs=2, milestones=[1])
+    p["distill"]["decision_grid"] = 8
+    p["runtime"]["device"] = "cpu"
+    return p
