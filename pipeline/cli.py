@@ -145,6 +145,75 @@ def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> Non
     typer.echo(f"wrote {out}")
 
 
+@app.command()
+@user_errors_exit_2
+def preset(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="a preset in configs/ (e.g. cifar100_homogeneous) or a params file"),
+    ] = None,
+    list_presets: Annotated[
+        bool, typer.Option("--list", help="list the presets with their first comment line")
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+) -> None:
+    """Switch params.yaml to a paper experiment (validated first, then written atomically)."""
+    from pipeline import preset as presets
+
+    root_dir = (root or find_root()).resolve()
+    if list_presets:
+        found = presets.list_presets(root_dir)
+        if not found:
+            raise UserError(f"no presets in {root_dir / presets.PRESETS_DIR}")
+        width = max((len(p.name) for p in found), default=0)
+        for p in found:
+            typer.echo(f"{p.name:<{width}}  {p.summary}")
+        return
+    if name is None:
+        raise UserError("name a preset (see `sakd preset --list`) or a params file")
+    source = presets.resolve_preset(name, root_dir)
+    target = params if params.is_absolute() else root_dir / params
+    change = presets.apply_preset(source, target)
+    for line in presets.describe_change(change):
+        typer.echo(line)
+
+
+@app.command()
+@user_errors_exit_2
+def tune(
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="worker processes here (default: sensitivity.workers)"),
+    ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option("--n-trials", help="trials in total, finished ones included "
+                     "(default: sensitivity.n_trials)"),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Optuna storage URL shared by all workers (default: "
+                     "$SAKD_OPTUNA_STORAGE, else sensitivity.storage)"),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sensitivity study over beta3 and the tau schedule (Fig. 4); re-running continues it."""
+    from pipeline.tune import run_tune
+
+    p, root_dir = _context(params, root)
+    m = run_tune(p, root_dir, n_trials=n_trials, workers=workers, storage=storage,
+                 progress=not quiet)
+    best = ("no complete trial" if m["best_value"] is None else
+            f"best {m['best_value']:.2f}% (trial {m['best_trial']}: "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in m["best_params"].items()) + ")")
+    typer.echo(f"study {m['study']}: {best}; {m['n_complete']} complete, {m['n_pruned']} "
+               f"pruned, {m['n_failed']} failed; wrote reports/sensitivity.md")
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

@@ -72,5 +72,5 @@ def data_options(params: Params) -> dict:
     if data.dataset == "imagenet":
         return {"path": data.imagenet_path}
     if data.dataset == "digits":
-        return {"test_fraction": data.test_fraction, "seed": data.split_seed}
+        return {"test_fraction": data.test_fraction, "split_seed": data.split_seed}
     return {}

@@ -10,6 +10,7 @@ written, so the last good checkpoint survives.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -119,7 +120,7 @@ def save_state(job: TrainingJob, epoch: int, history: list, run_id: str | None) 
 
 def _batches(loader: EpochLoader, epoch: int, progress: bool, label: str) -> Iterable:
     loader.set_epoch(epoch)
-    if not progress:
+    if not progress or not sys.stdout.isatty():
         return loader
     from rich.progress import track
 
@@ -157,6 +158,7 @@ class RunSpec:
     name: str
     tags: dict[str, str]
     params: dict[str, Any]
+    nested: bool = False  # a child of the caller's open run (sensitivity trials)
 
 
 def fit(
@@ -174,7 +176,9 @@ def fit(
     resume = try_resume(job)
     if resume.start_epoch:
         log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
-    with tracker.run(run.experiment, run.name, run.tags, run.params, run_id=resume.run_id):
+    with tracker.run(
+        run.experiment, run.name, run.tags, run.params, run_id=resume.run_id, nested=run.nested
+    ):
         history = _train_epochs(job, tracker, resume, log)
         if on_finish:
             on_finish(history)

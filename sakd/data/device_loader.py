@@ -1,0 +1,119 @@
+"""DeviceLoader: the whole uint8 dataset on the training device, batches made there.
+
+Each epoch draws, from a generator seeded by (seed, epoch), a permutation plus per-sample crop
+offsets and flip bits for all N rows, and moves them to the device once. Batches are then pure
+device indexing: gather (crop+flip), normalise, optional channels_last. A resumed run that calls
+set_epoch(e) sees exactly the batches the uninterrupted run saw in epoch e.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from sakd.data.augment import crop_and_flip, normalise, normaliser, pad_images
+from sakd.data.info import AugmentSpec
+from sakd.data.seeding import epoch_generator
+from sakd.data.tensor_store import check_arrays
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x float32, y int64, row index int64)
+
+
+@dataclass
+class _EpochPlan:
+    order: torch.Tensor  # [N] rows in visiting order
+    top: torch.Tensor  # [N] crop offsets, indexed by row
+    left: torch.Tensor
+    flip: torch.Tensor  # [N] bool
+
+
+class DeviceLoader:
+    """Iterates (x, y, index) batches of an in-memory uint8 dataset, on `device`.
+
+    train=True shuffles and augments per `augment`; train=False keeps dataset order and only
+    normalises. Iterating advances the epoch counter by one; call set_epoch to resume.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        device: torch.device | str,
+        train: bool,
+        augment: AugmentSpec,
+        mean: Sequence[float],
+        std: Sequence[float],
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        check_arrays(images, labels, "DeviceLoader")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.train = train
+        self.augment = augment
+        self.seed = seed
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.image_size = (images.shape[2], images.shape[3])
+        self.num_samples = images.shape[0]
+        self.pad = augment.pad if train and augment.random_crop else 0
+        self.images = pad_images(images.to(self.device), self.pad)
+        self.labels = labels.to(self.device)
+        self.scale, self.shift = normaliser(mean, std, self.device)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration replays (its order and augmentation depend only on it)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch = self.epoch
+        self.epoch += 1
+        return self._batches(self._plan(epoch))
+
+    def _plan(self, epoch: int) -> _EpochPlan | None:
+        if not self.train:
+            return None
+        n, generator = self.num_samples, epoch_generator(self.seed, epoch)
+        order = torch.randperm(n, generator=generator)
+        offsets = torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator)
+        flip = torch.rand(n, generator=generator) < 0.5
+        if not self.augment.flip:
+            flip = torch.zeros(n, dtype=torch.bool)
+        moved = (t.to(self.device) for t in (order, offsets[0], offsets[1], flip))
+        return _EpochPlan(*moved)
+
+    def _batches(self, plan: _EpochPlan | None) -> Iterator[Batch]:
+        stop = len(self) * self.batch_size if self.drop_last else self.num_samples
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, stop)
+            if plan is None:
+                rows = torch.arange(start, end, device=self.device)
+                images = self.images[start:end]
+            else:
+                rows = plan.order[start:end]
+                images = crop_and_flip(
+                    self.images,
+                    rows,
+                    plan.top[rows],
+                    plan.left[rows],
+                    plan.flip[rows],
+                    self.image_size,
+                )
+            x = normalise(images, self.scale, self.shift)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels[rows], rows

@@ -1,0 +1,106 @@
+"""The dataset registry and the contract of an entry: static info, fetch, load.
+
+In-memory datasets share one fetch protocol (`InMemorySource`): skip when the manifest matches,
+otherwise drop the manifest, convert into train.pt/test.pt (each written atomically), and write
+the manifest last. A subclass only says how to convert.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from torch.utils.data import Dataset
+
+from sakd.data.atomic import remove_temporaries
+from sakd.data.errors import DatasetNotFetchedError, DatasetOptionError, fetch_hint
+from sakd.data.info import DatasetInfo
+from sakd.data.manifest import manifest_problem, read_manifest, remove_manifest, write_manifest
+from sakd.data.tensor_store import InMemoryImageDataset, load_split
+from sakd.registry import Registry
+
+SPLITS = ("train", "test")
+
+
+class DatasetSource(ABC):
+    """One registered dataset.
+
+    content_options: options that change the stored data (recorded in the manifest; load must
+    ask for the same). fetch_options: options that only change how fetching happens (e.g.
+    `download`); load accepts and ignores them so one options dict can feed both.
+    """
+
+    info: ClassVar[DatasetInfo]
+    content_options: ClassVar[Mapping[str, Any]] = {}
+    fetch_options: ClassVar[Mapping[str, Any]] = {}
+
+    def resolve_options(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(content options, fetch options) with defaults filled; unknown names are rejected."""
+        valid = {**self.content_options, **self.fetch_options}
+        unknown = sorted(set(given) - set(valid))
+        if unknown:
+            names = ", ".join(sorted(valid)) or "none"
+            raise DatasetOptionError(
+                f"unknown option(s) {unknown} for dataset {self.info.name!r}; valid: {names}"
+            )
+        content = {k: given.get(k, v) for k, v in self.content_options.items()}
+        fetching = {k: given.get(k, v) for k, v in self.fetch_options.items()}
+        self.check_options(content)
+        return content, fetching
+
+    def check_options(self, content: dict[str, Any]) -> None:
+        """Raise DatasetOptionError for a bad content option value (before touching any file)."""
+        return None  # most datasets have nothing to check
+
+    @abstractmethod
+    def fetch(self, root: Path, **options: Any) -> Path:
+        """Make the dataset ready under root (idempotent); return the folder that holds it."""
+
+    @abstractmethod
+    def load(self, root: Path, split: str, **options: Any) -> Dataset:
+        """The fetched split as a Dataset; DatasetNotFetchedError (with a hint) if not ready."""
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise DatasetOptionError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+
+
+class InMemorySource(DatasetSource):
+    """A dataset converted once into root/<name>/{train,test}.pt plus manifest.json."""
+
+    @abstractmethod
+    def convert(self, folder: Path, content: dict[str, Any], fetching: dict[str, Any]) -> dict:
+        """Write train.pt and test.pt into folder (via save_split); return extra manifest facts."""
+
+    def folder(self, root: Path) -> Path:
+        return Path(root) / self.info.name
+
+    def fetch(self, root: Path, **options: Any) -> Path:
+        content, fetching = self.resolve_options(options)
+        folder = self.folder(root)
+        if manifest_problem(read_manifest(folder), folder, self.info.name, content) is None:
+            return folder
+        remove_manifest(folder)
+        remove_temporaries(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        extra = self.convert(folder, content, fetching)
+        write_manifest(folder, self.info.name, content, [f"{s}.pt" for s in SPLITS], extra)
+        return folder
+
+    def load(self, root: Path, split: str = "train", **options: Any) -> InMemoryImageDataset:
+        check_split(split)
+        content, _ = self.resolve_options(options)
+        folder = self.folder(root)
+        problem = manifest_problem(read_manifest(folder), folder, self.info.name, content)
+        if problem:
+            raise DatasetNotFetchedError(
+                f"dataset {self.info.name!r} is not ready in {folder}: {problem}; "
+                f"{fetch_hint(self.info.name)}"
+            )
+        return load_split(folder / f"{split}.pt")
+
+
+DATASETS: Registry[DatasetSource] = Registry("dataset")

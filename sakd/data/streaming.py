@@ -1,0 +1,83 @@
+"""StreamingLoader: a worker-backed DataLoader with DeviceLoader's interface (for ImageNet).
+
+Workers decode and crop into uint8 tensors; the batch is moved to the device (pinned memory,
+non-blocking) and normalised there, a quarter of the bytes of shipping float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sakd.data.augment import normalise, normaliser
+from sakd.data.device_loader import Batch
+from sakd.data.seeding import epoch_generator
+
+
+class StreamingLoader:
+    """Iterates (x float32 normalised, y int64, index int64) batches on `device`.
+
+    `dataset` items are (uint8 image [3,H,W], label, index). Shuffle order and worker seeds come
+    from a generator seeded by (seed, epoch); iterating advances the epoch, set_epoch resumes.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        labels: torch.Tensor,
+        batch_size: int,
+        device: torch.device | str,
+        train: bool,
+        mean: Sequence[float],
+        std: Sequence[float],
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        num_workers: int = 4,
+    ) -> None:
+        self.device = torch.device(device)
+        self.dataset = dataset
+        self.labels = labels.to(self.device)  # all dataset labels (CRD draws negatives by class)
+        self.num_samples = len(labels)
+        self.batch_size = batch_size
+        self.train = train
+        self.seed = seed
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.num_workers = num_workers
+        self.scale, self.shift = normaliser(mean, std, self.device)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _loader(self, epoch: int) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            shuffle=self.train,
+            drop_last=self.drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=epoch_generator(self.seed, epoch),
+        )
+
+    def __iter__(self) -> Iterator[Batch]:
+        epoch = self.epoch
+        self.epoch += 1
+        for images, labels, rows in self._loader(epoch):
+            x = normalise(images.to(self.device, non_blocking=True), self.scale, self.shift)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield (
+                x,
+                labels.to(self.device, non_blocking=True),
+                rows.to(self.device, non_blocking=True),
+            )
