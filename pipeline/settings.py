@@ -27,6 +27,9 @@ def read_params(path: Path) -> Params:
 
 
 def resolve_device(runtime: RuntimeConfig) -> torch.device:
+    """The torch device to train on (and the CPU thread count, which goes with it)."""
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
     if runtime.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(runtime.device)

@@ -28,7 +28,7 @@ from pipeline.outputs import write_csv, write_json
 from pipeline.paths import Layout
 from pipeline.settings import make_tracker
 from sakd.config import Params, SensitivityConfig
-from sakd.configschema import from_dict, to_dict
+from sakd.configschema import flatten, from_dict, to_dict
 from sakd.tracking import MemoryTracker, MLflowTracker, Tracker
 from sakd.train.checkpoint import atomic_write
 from sakd.train.loop import RunSpec, fit
@@ -36,13 +36,13 @@ from sakd.tuning import TuningError
 from sakd.tuning.budget import TrialClaimer
 from sakd.tuning.hyperparams import HYPERPARAMS, LABELS, base_values, trial_config
 from sakd.tuning.locks import study_lock
-from sakd.tuning.plans import GridPlan, SearchPlan, TrialPlan, grid_points
+from sakd.tuning.plans import GridPlan, fixed_values, plan_for
 from sakd.tuning.plots import history_png, sweep_png
 from sakd.tuning.pruners import create_pruner
 from sakd.tuning.report import StudySummary, render_sensitivity, summary_metrics
 from sakd.tuning.results import TRIAL_COLUMNS, history, importances, sweep, trial_rows
 from sakd.tuning.runner import TrainFn, TrialSetting, run_worker
-from sakd.tuning.storage import open_storage, redact, resolve_storage_url, storage_file
+from sakd.tuning.storage import open_storage
 from sakd.tuning.study import (
     STRATEGY,
     open_study,
@@ -50,6 +50,7 @@ from sakd.tuning.study import (
     study_fingerprint,
     study_name,
 )
+from sakd.tuning.urls import redact, resolve_storage_url, storage_file
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 BASELINE_ATTR = "baseline_always_top1"
@@ -89,19 +90,6 @@ def with_overrides(params: Params, n_trials: int | None = None,
     return replace(params, sensitivity=cfg)
 
 
-def make_plan(params: Params) -> TrialPlan:
-    s = params.sensitivity
-    if s.mode == "grid":
-        return GridPlan(grid_points(s.grid, base_values(params.distill)), s.seed)
-    return SearchPlan(s.search, s.n_trials, s.sampler, s.seed)
-
-
-def fixed_values(params: Params, plan: TrialPlan) -> dict[str, Any]:
-    """The hyper-parameters the plan does not vary, at their distill values."""
-    base = base_values(params.distill)
-    return {k: v for k, v in base.items() if k not in plan.distributions()}
-
-
 def _display_storage(url: str, root: Path) -> str:
     """Storage as shown in reports: relative to the root when it is a file there."""
     file = storage_file(url)
@@ -139,7 +127,8 @@ def _distill_once(
 
         def on_finish(history: list[dict]) -> None:
             tracker.log_metrics({"trial/val_top1": history[-1]["val/top1"]}, step=len(history))
-            tracker.set_tags({"optuna.state": "COMPLETE"})
+            if report is not None:
+                tracker.set_tags({"optuna.state": "COMPLETE"})
 
         run = RunSpec(
             experiment=job.experiment, name=name, nested=True,
@@ -179,7 +168,7 @@ def ensure_baseline(job: TuneJob, study: optuna.Study, tracker: Tracker) -> floa
 
 def work(job: TuneJob, study: optuna.Study, tracker: Tracker) -> None:
     """Claim and run trials of the study in this process until it has all of them."""
-    plan = make_plan(job.params)
+    plan = plan_for(job.params)
     claimer = TrialClaimer(study, plan, study_lock(job.storage_url, job.study))
     done = run_worker(claimer, make_trainer(job, tracker), fixed_values(job.params, plan),
                       fatal=(*user_error_types(), TuningError))
@@ -188,9 +177,10 @@ def work(job: TuneJob, study: optuna.Study, tracker: Tracker) -> None:
 
 
 def _load_study(job: TuneJob) -> optuna.Study:
+    """The study, with the configured pruner (searches only: every grid point runs in full)."""
     s = job.cfg
-    pruner = create_pruner(s.pruner.kind, s.pruner.n_startup_trials, s.pruner.n_warmup_steps,
-                           s.epochs)
+    pruner = (create_pruner(s.pruner.kind, s.pruner.n_startup_trials, s.pruner.n_warmup_steps,
+                            s.epochs) if s.mode == "search" else None)
     fingerprint = study_fingerprint(job.params)
     return open_study(open_storage(job.storage_url), job.study,
                       study_attrs(job.params, fingerprint), pruner)
@@ -252,32 +242,34 @@ def _run_exists(tracker: Tracker, run_id: str) -> bool:
 
 @contextlib.contextmanager
 def _parent_run(job: TuneJob, study: optuna.Study, tracker: Tracker):
-    """The study's MLflow run: reopened on every re-run and by every worker."""
-    run_id = job.parent_run_id or study.user_attrs.get(PARENT_RUN_ATTR)
-    if run_id and _run_exists(tracker, run_id):
-        with tracker.run(job.experiment, job.study, {}, {}, run_id=run_id) as rid:
-            yield rid
-        return
-    s, params = job.cfg, job.params
-    pair = s.resolved_pair(params.runs)
-    tags = {"stage": "sensitivity", "dataset": params.data.dataset, "teacher": pair.teacher,
-            "student": pair.student, "distiller": s.distiller, "optuna.study": job.study,
-            "storage": _display_storage(job.storage_url, job.root)}
-    run_params = {f"sensitivity.{k}": v for k, v in _flat(to_dict(s)).items()
-                  if k not in ("storage", "workers", "n_trials")}
-    with tracker.run(job.experiment, job.study, tags, run_params) as rid:
-        if PARENT_RUN_ATTR not in study.user_attrs:
-            study.set_user_attr(PARENT_RUN_ATTR, rid)
+    """The study's MLflow run: reopened on every re-run, by every worker and, with a shared
+    tracking server, by every machine (chosen under the study lock: one parent per study)."""
+    with contextlib.ExitStack() as stack:
+        with study_lock(job.storage_url, job.study):
+            run_id = job.parent_run_id or study.user_attrs.get(PARENT_RUN_ATTR)
+            if run_id and _run_exists(tracker, run_id):
+                rid = stack.enter_context(
+                    tracker.run(job.experiment, job.study, {}, {}, run_id=run_id))
+            else:
+                rid = stack.enter_context(tracker.run(job.experiment, job.study,
+                                                      _parent_tags(job), _parent_params(job)))
+                if PARENT_RUN_ATTR not in study.user_attrs:  # another tracking store's is kept
+                    study.set_user_attr(PARENT_RUN_ATTR, rid)
         yield rid
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(d, dict):
-        return {prefix: d}
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
-    return out
+def _parent_tags(job: TuneJob) -> dict[str, str]:
+    s, params = job.cfg, job.params
+    pair = s.resolved_pair(params.runs)
+    return {"stage": "sensitivity", "dataset": params.data.dataset, "teacher": pair.teacher,
+            "student": pair.student, "distiller": s.distiller, "optuna.study": job.study,
+            "storage": _display_storage(job.storage_url, job.root)}
+
+
+def _parent_params(job: TuneJob) -> dict[str, Any]:
+    """The sensitivity section, less what may change while the study continues."""
+    return {k: v for k, v in flatten(job.cfg, "sensitivity").items()
+            if k.rsplit(".", 1)[-1] not in ("storage", "workers", "n_trials")}
 
 
 # ----------------------------------------------------------------------------------- outputs
@@ -310,7 +302,7 @@ def _space_description(params: Params) -> dict[str, str]:
                          else f"{base[name]} (fixed)")
             continue
         rng = getattr(s.search, name)
-        if rng is None:
+        if name not in s.search.searched():
             out[name] = f"{base[name]} (fixed)"
         elif name == "schedule":
             out[name] = ", ".join(rng)
@@ -324,7 +316,7 @@ def write_outputs(job: TuneJob, study: optuna.Study, baseline: float | None,
     """metrics/sensitivity.json, reports/sensitivity.md, plots/sensitivity/*; also logged on
     the study's parent MLflow run (best params, importance table, figures)."""
     params, s = job.params, job.cfg
-    plan = make_plan(params)
+    plan = plan_for(params)
     base = base_values(params.distill)
     rows = trial_rows(study.get_trials(deepcopy=False), fixed_values(params, plan))
     out = OutputPaths(job.root)
@@ -345,9 +337,12 @@ def write_outputs(job: TuneJob, study: optuna.Study, baseline: float | None,
                   [{axis: x, "val_top1": y, "always_top1": baseline} for x, y in points],
                   [axis, "val_top1", "always_top1"])
         title = f"Fig. 4: sensitivity to {axis} ({what})"
+        rng = getattr(s.search, axis) if s.mode == "search" else None
+        rng = rng if rng is not None and rng.active else None
         _write_bytes(out.plots / f"{axis}.png",
                      sweep_png(points, LABELS[axis], title, baseline, log_x=log_x,
-                               connect=s.mode == "grid"))
+                               connect=s.mode == "grid",
+                               xlim=(rng.low, rng.high) if rng else None))
         figures.append((f"accuracy vs {axis}", f"../plots/sensitivity/{axis}.png"))
         files += [out.plots / f"{axis}.csv", out.plots / f"{axis}.png"]
     figures.append(("optimisation history", "../plots/sensitivity/history.png"))
@@ -424,11 +419,11 @@ def run_tune(
     if not teacher.exists():
         raise UserError(f"{teacher} does not exist: run `dvc repro pretrain` first")
     job = TuneJob(params, root, url, study_name(params), progress)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = _load_study(job)
     except TuningError as err:
         raise UserError(str(err)) from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     tracker = tracker or make_tracker(params, root)
     with _parent_run(job, study, tracker) as parent_id:
         baseline = ensure_baseline(job, study, tracker)

@@ -262,8 +262,11 @@ class RuntimeConfig:
     autocast: bool = True  # bf16 autocast on CUDA only; ignored on CPU
     compile: bool = False
     deterministic: bool = True
+    threads: int = 0  # CPU threads for torch; 0 = torch's default (one per core)
 
     def check(self) -> None:
+        if self.threads < 0:
+            raise ConfigError("threads", f"must be >= 0, got {self.threads}")
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
             raise ConfigError("device", f"expected auto, cpu, cuda[:N] or mps, got {self.device!r}")
 
@@ -276,6 +279,221 @@ class TrackingConfig:
     experiment_prefix: str = "sakd"
 
 
+SCHEDULES_ALL = ["constant", "linear", "exponential", "cosine"]
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A continuous search range; `log` samples it evenly on a log scale (beta3).
+
+    null in params.yaml (no low/high) means "not searched": the distill value is used.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.low is not None
+
+    def check(self) -> None:
+        if (self.low is None) != (self.high is None):
+            raise ConfigError("high" if self.high is None else "low",
+                              "give both low and high (or null to keep the distill value)")
+        if self.low is None or self.high is None:
+            return
+        if not self.low < self.high:
+            raise ConfigError(
+                "high", f"must be > low ({self.low}), got {self.high}: the range is empty or "
+                "inverted (to fix a value, set the key to null: the distill value is used)"
+            )
+        if self.log and not self.low > 0:
+            raise ConfigError("low", f"must be > 0 for a log range, got {self.low}")
+
+
+def _check_schedule_names(key: str, names: list[str] | None) -> None:
+    if names is None:
+        return
+    from sakd.spots import list_tau_schedules
+
+    if not names:
+        raise ConfigError(key, "list at least one tau schedule (or null to keep distill's)")
+    if len(set(names)) != len(names):
+        raise ConfigError(key, f"duplicate schedules in {names}")
+    for i, name in enumerate(names):
+        _check_choice(f"{key}[{i}]", name, list_tau_schedules(), "tau schedule")
+
+
+@dataclass(frozen=True)
+class SearchSpaceConfig:
+    """What the Optuna search varies; a key set to null keeps the distill config's value."""
+
+    beta3: FloatRange = field(default_factory=lambda: FloatRange(0.1, 10.0, log=True))
+    tau0: FloatRange = field(default_factory=lambda: FloatRange(1.0, 10.0))
+    tau_min: FloatRange = field(default_factory=lambda: FloatRange(0.1, 1.0))
+    schedule: list[str] | None = field(default_factory=lambda: list(SCHEDULES_ALL))
+
+    def check(self) -> None:
+        for key in ("tau0", "tau_min"):
+            rng = getattr(self, key)
+            if rng.active and not rng.low > 0:
+                raise ConfigError(f"{key}.low", f"a temperature must be > 0, got {rng.low}")
+        if self.beta3.active and self.beta3.low < 0:
+            raise ConfigError("beta3.low", f"must be >= 0, got {self.beta3.low}")
+        _check_schedule_names("schedule", self.schedule)
+        if self.tau0.active and self.tau_min.active and self.tau_min.high > self.tau0.low:
+            raise ConfigError(
+                "tau_min.high",
+                f"must be <= tau0.low ({self.tau0.low}), got {self.tau_min.high}: every sampled "
+                "schedule must decay (tau_min <= tau0)",
+            )
+
+    def searched(self) -> list[str]:
+        """Names of the hyper-parameters this space varies, in a fixed order."""
+        ranges = [k for k in ("beta3", "tau0", "tau_min") if getattr(self, k).active]
+        return ranges + (["schedule"] if self.schedule else [])
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Fig. 4-style sweeps: each listed value is run with every other hyper-parameter at its
+    distill value (one hyper-parameter at a time, not the Cartesian product)."""
+
+    beta3: list[float] | None = field(default_factory=lambda: [0.1, 0.5, 1.0, 2.0, 5.0])
+    tau0: list[float] | None = field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0])
+    tau_min: list[float] | None = None
+    schedule: list[str] | None = None
+
+    def check(self) -> None:
+        for key in ("beta3", "tau0", "tau_min"):
+            values = getattr(self, key)
+            if values is None:
+                continue
+            if not values:
+                raise ConfigError(key, "list at least one value (or null to not sweep it)")
+            low = 0.0 if key == "beta3" else None
+            for i, v in enumerate(values):
+                if (low is not None and v < low) or (low is None and not v > 0):
+                    bound = ">= 0" if key == "beta3" else "> 0"
+                    raise ConfigError(f"{key}[{i}]", f"must be {bound}, got {v}")
+        _check_schedule_names("schedule", self.schedule)
+
+    def swept(self) -> list[str]:
+        return [k for k in ("beta3", "tau0", "tau_min", "schedule") if getattr(self, k)]
+
+
+@dataclass(frozen=True)
+class TunePair:
+    """The teacher -> student pair the study distills; null (both unset): runs.pairs[0]."""
+
+    teacher: str | None = None
+    student: str | None = None
+
+    def check(self) -> None:
+        if (self.teacher is None) != (self.student is None):
+            raise ConfigError("student" if self.student is None else "teacher",
+                              "give both teacher and student (or null: the first of runs.pairs)")
+        if self.teacher is not None and self.student is not None:
+            Pair(self.teacher, self.student).check()
+
+
+@dataclass(frozen=True)
+class PrunerConfig:
+    """Stop unpromising search trials on their per-epoch validation top-1 (a grid runs every
+    point in full)."""
+
+    kind: str = "median"  # median | successive_halving | hyperband | none
+    n_startup_trials: int = 3  # median: finished trials before any pruning
+    n_warmup_steps: int = 1  # median: epochs a trial always runs before it may be pruned
+
+    def check(self) -> None:
+        from sakd.tuning.pruners import list_pruners
+
+        _check_choice("kind", self.kind, list_pruners(), "pruner")
+        for key in ("n_startup_trials", "n_warmup_steps"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class SensitivityConfig:
+    """The Optuna study over beta3 and the tau schedule (Fig. 4): objective = validation top-1
+    of a shortened adaptive distillation of `pair` with `distiller`."""
+
+    mode: Literal["search", "grid"] = "search"
+    pair: TunePair = field(default_factory=lambda: TunePair())  # null: first of runs.pairs
+    distiller: str = "kd"
+    epochs: int = 2  # per trial (the LR milestones of distill are scaled to it)
+    n_trials: int = 6  # search: finished trials in total (complete, pruned or failed)
+    seed: int = 0  # training seed of every trial; samplers are seeded from it
+    sampler: str = "tpe"
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    search: SearchSpaceConfig = field(default_factory=SearchSpaceConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    storage: str = "sqlite:///optuna.db"  # SAKD_OPTUNA_STORAGE or --storage override it
+    study_name: str | None = None  # null: derived from dataset, pair, distiller and settings
+    workers: int = 1  # processes on this machine
+    baseline: bool = True  # also train the `always` strategy once: Fig. 4's dashed line
+
+    def check(self) -> None:
+        from sakd.distillers import list_distillers
+        from sakd.tuning.samplers import list_samplers
+        from sakd.tuning.urls import check_storage_url
+
+        _check_choice("distiller", self.distiller, list_distillers(), "distiller")
+        _check_choice("sampler", self.sampler, list_samplers(), "sampler")
+        for key in ("epochs", "n_trials", "workers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.study_name is not None and not self.study_name.strip():
+            raise ConfigError("study_name", "must not be empty (null derives a name)")
+        problem = check_storage_url(self.storage)
+        if problem:
+            raise ConfigError("storage", problem)
+        if self.mode == "search" and not self.search.searched():
+            raise ConfigError("search", "search at least one of beta3, tau0, tau_min, schedule")
+        if self.mode == "grid" and not self.grid.swept():
+            raise ConfigError("grid", "list values for at least one of beta3, tau0, tau_min, "
+                              "schedule")
+
+    def resolved_pair(self, runs: RunsConfig) -> Pair:
+        if self.pair.teacher is None or self.pair.student is None:
+            return runs.pairs[0]
+        return Pair(self.pair.teacher, self.pair.student)
+
+    def check_against(self, runs: RunsConfig, distill: DistillConfig) -> None:
+        """Cross-section rules: the teacher is pretrained; every trial's tau schedule decays."""
+        try:
+            self._check_against(runs, distill)
+        except ConfigError as err:
+            raise err.under("sensitivity") from None
+
+    def _check_against(self, runs: RunsConfig, distill: DistillConfig) -> None:
+        if self.pair.teacher is not None and self.pair.teacher not in runs.pretrain:
+            raise ConfigError(
+                "pair.teacher", f"{self.pair.teacher!r} is not in runs.pretrain {runs.pretrain}"
+            )
+        tau0, tau_min = distill.tau.tau0, distill.tau.tau_min
+        if self.mode == "search":
+            s = self.search
+            if s.tau0.active and not s.tau_min.active and s.tau0.low < tau_min:
+                raise ConfigError("search.tau0.low", f"must be >= distill.tau.tau_min "
+                                  f"({tau_min}), got {s.tau0.low}")
+            if s.tau_min.active and not s.tau0.active and s.tau_min.high > tau0:
+                raise ConfigError("search.tau_min.high", f"must be <= distill.tau.tau0 "
+                                  f"({tau0}), got {s.tau_min.high}")
+        else:
+            for i, v in enumerate(self.grid.tau0 or []):
+                if v < tau_min:
+                    raise ConfigError(f"grid.tau0[{i}]", f"must be >= distill.tau.tau_min "
+                                      f"({tau_min}), got {v}")
+            for i, v in enumerate(self.grid.tau_min or []):
+                if v > tau0:
+                    raise ConfigError(f"grid.tau_min[{i}]", f"must be <= distill.tau.tau0 "
+                                      f"({tau0}), got {v}")
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole params.yaml."""
@@ -286,7 +504,10 @@ class Params:
     distill: DistillConfig = field(default_factory=DistillConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    sensitivity: dict[str, Any] | None = None  # validated by sakd.tuning (see SensitivityConfig)
+    sensitivity: SensitivityConfig = field(default_factory=lambda: SensitivityConfig())
+
+    def check(self) -> None:
+        self.sensitivity.check_against(self.runs, self.distill)
 
 
 def load_params(data: dict[str, Any]) -> Params:

@@ -22,6 +22,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from sakd.distillers.gating import check_mask
+
 # How a distiller names its spots (Table I), resolved against the number of features L:
 #   "hint"       -> [2]            FitNet's hint layer (CRD benchmark hint_layer=2)
 #   "blocks"     -> [1, ..., L-2]  every intermediate block output (AT, VID, NST)
@@ -52,10 +54,36 @@ class Distiller(nn.Module):
     default_beta: ClassVar[float]  # beta2 of Table II
     relational: ClassVar[bool] = False
     needs_index: ClassVar[bool] = False  # CRD: the loader must also yield sample indices
+    needs_maps: ClassVar[bool] = False  # its spots must be feature maps [B, C, H, W]
 
     def __init__(self, spots: list[int]) -> None:
         super().__init__()
         self.spots = list(spots)
+
+    @classmethod
+    def from_features(
+        cls, feats_s: list[torch.Tensor], feats_t: list[torch.Tensor], **options
+    ) -> Distiller:
+        """Build from example feature lists of a probe forward (shapes are read off them).
+
+        Default: resolve the spots and pass the options to `__init__` (its keyword-only
+        arguments are the method's options). Methods with learned parts override this.
+        """
+        return cls(resolve_spots(cls.spot_rule, len(feats_s)), **options)
+
+    def checked_mask(
+        self, feats_s: list[torch.Tensor], feats_t: list[torch.Tensor], mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Validate the inputs of `forward` (Python-side shape checks only) and detach the mask."""
+        if len(feats_s) != len(feats_t):
+            raise ValueError(f"{self.name}: student has {len(feats_s)} features, teacher "
+                             f"{len(feats_t)}; spots must correspond one to one")
+        return check_mask(mask, feats_s[0].shape[0], len(self.spots))
+
+    @staticmethod
+    def stack_losses(losses: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """Per-spot losses as one tensor [len(spots)] (empty for a distiller without spots)."""
+        return torch.stack(losses) if losses else like.new_zeros(0)
 
     def forward(
         self,

@@ -1,0 +1,58 @@
+"""The policy network (Sec. III-B): one linear layer that decides, per sample, where to route.
+
+Input: the pooled embeddings (features[-1]) of teacher and student, detached and concatenated
+in that order (Algorithm 1, line 20), so no gradient of the policy ever reaches either network.
+Output: one two-way routing vector per candidate spot (the distiller's spots, then the logits):
+logits of shape [B, num_decisions, 2], column `DISTILL` = route through the teacher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from sakd.registry import Registry
+from sakd.spots.gumbel import DISTILL
+
+DISTILL_BIAS = 10.0
+"""The authors' start for same-family pairs: +10 on every distill logit, i.e. distill
+everywhere at first (REFERENCE-NOTES item 3)."""
+
+POLICY_INITS: Registry[None] = Registry("policy init")
+
+
+@POLICY_INITS.register("neutral")
+def _neutral(linear: nn.Linear) -> None:
+    """PyTorch's default init: no preference for either path."""
+
+
+@POLICY_INITS.register("distill")
+def _distill(linear: nn.Linear) -> None:
+    with torch.no_grad():
+        linear.bias.view(-1, 2)[:, DISTILL] += DISTILL_BIAS
+
+
+def list_policy_inits() -> list[str]:
+    return POLICY_INITS.names()
+
+
+class PolicyNet(nn.Module):
+    """Linear(C_t + C_s -> 2 * num_decisions) on [teacher embedding, student embedding]."""
+
+    def __init__(
+        self, teacher_dim: int, student_dim: int, num_decisions: int, init: str = "neutral"
+    ) -> None:
+        super().__init__()
+        initialise: Callable[[nn.Linear], None] = POLICY_INITS.get(init)
+        if num_decisions < 1:
+            raise ValueError(f"num_decisions must be >= 1 (the logit spot), got {num_decisions}")
+        self.num_decisions = num_decisions
+        self.linear = nn.Linear(teacher_dim + student_dim, 2 * num_decisions)
+        initialise(self.linear)
+
+    def forward(self, embedding_t: torch.Tensor, embedding_s: torch.Tensor) -> torch.Tensor:
+        """Routing logits [B, num_decisions, 2]; the inputs are detached here."""
+        h = torch.cat((embedding_t.detach().flatten(1), embedding_s.detach().flatten(1)), dim=1)
+        return self.linear(h).view(h.shape[0], self.num_decisions, 2)

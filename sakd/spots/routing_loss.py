@@ -1,0 +1,66 @@
+"""The routing loss that trains the policy and the adapters (Eq. 7, beta3 term).
+
+- paper (default): beta3 * CE(routed output, y) (Algorithm 1, line 46).
+- reference: the authors' code (REFERENCE-NOTES item 7):
+      beta3 * (scale * CE(routed output, y) + max(0, B/2 - sum_b w_logit[b]))
+  with scale = gamma when the routed CE is above the student's own CE (its train-mode
+  forward, detached), 1/gamma when below, 1 when equal. The hinge is in samples, not a
+  fraction: it pushes at least half the batch to take the teacher's logits. The code has no
+  beta3 (it is 1 there); we weight the whole term by it as Eq. 7 does. gamma = 1 gives
+  CE + hinge.
+All of it is computed on the device: no host sync for the comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sakd.registry import Registry
+
+RoutingLoss = Callable[..., torch.Tensor]
+ROUTING_LOSSES: Registry[torch.Tensor] = Registry("routing loss")
+
+
+@ROUTING_LOSSES.register("paper")
+def paper_routing_loss(
+    routed: torch.Tensor,
+    target: torch.Tensor,
+    w_logit: torch.Tensor,
+    student_ce: torch.Tensor,
+    beta3: float = 1.0,
+    gamma: float = 1.0,
+) -> torch.Tensor:
+    """beta3 * CE(routed, target); w_logit, student_ce and gamma are unused."""
+    return beta3 * F.cross_entropy(routed, target)
+
+
+@ROUTING_LOSSES.register("reference")
+def reference_routing_loss(
+    routed: torch.Tensor,
+    target: torch.Tensor,
+    w_logit: torch.Tensor,
+    student_ce: torch.Tensor,
+    beta3: float = 1.0,
+    gamma: float = 1.0,
+) -> torch.Tensor:
+    """The authors' gamma-scaled CE plus the half-batch hinge (see the module docstring)."""
+    ce = F.cross_entropy(routed, target)
+    baseline = student_ce.detach()
+    ce_now = ce.detach()
+    one = torch.ones_like(ce_now)
+    scale = torch.where(ce_now < baseline, one / gamma, one)
+    scale = torch.where(ce_now > baseline, one * gamma, scale)
+    hinge = torch.relu(w_logit.shape[0] / 2 - w_logit.sum())
+    return beta3 * (scale * ce + hinge)
+
+
+def list_routing_losses() -> list[str]:
+    return ROUTING_LOSSES.names()
+
+
+def get_routing_loss(name: str) -> RoutingLoss:
+    """The routing loss function by name (UnknownNameError lists the valid ones)."""
+    return ROUTING_LOSSES.get(name)

@@ -1,0 +1,89 @@
+"""Gumbel-softmax temperature (tau) schedules: from tau0 down to tau_min over the run.
+
+The paper starts tau at 5 and lets it "decay gradually" without saying how, so the shape is a
+choice: constant (the authors' code: fixed at tau0), linear, exponential (geometric) or cosine.
+
+A schedule is unit-agnostic: `make_tau_schedule(kind, tau0, tau_min, total)` returns
+`tau(t)` for t = 0 .. total-1, with tau(0) = tau0 and tau(total-1) = tau_min (a one-point run stays
+at tau0); t outside that range is clamped. The caller picks the unit (`per` in the config):
+- per epoch (default): total = number of epochs, t = epoch index (0-based), set once per epoch;
+- per step: total = epochs * steps_per_epoch, t = global iteration index (0-based).
+`tau_total` computes `total` for either unit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from sakd.registry import Registry
+
+TauShape = Callable[[float, float, float], float]
+"""(progress in [0, 1], tau0, tau_min) -> tau."""
+
+TAU_SCHEDULES: Registry[float] = Registry("tau schedule")
+TAU_UNITS: dict[str, Callable[[int, int], int]] = {
+    "epoch": lambda epochs, steps_per_epoch: epochs,
+    "step": lambda epochs, steps_per_epoch: epochs * steps_per_epoch,
+}
+"""How many schedule points a run has, per update unit (`per` in the config)."""
+
+
+@TAU_SCHEDULES.register("constant")
+def _constant(progress: float, tau0: float, tau_min: float) -> float:
+    return tau0
+
+
+@TAU_SCHEDULES.register("linear")
+def _linear(progress: float, tau0: float, tau_min: float) -> float:
+    return tau0 + (tau_min - tau0) * progress
+
+
+@TAU_SCHEDULES.register("exponential")
+def _exponential(progress: float, tau0: float, tau_min: float) -> float:
+    return tau0 * (tau_min / tau0) ** progress
+
+
+@TAU_SCHEDULES.register("cosine")
+def _cosine(progress: float, tau0: float, tau_min: float) -> float:
+    return tau_min + 0.5 * (tau0 - tau_min) * (1.0 + math.cos(math.pi * progress))
+
+
+def list_tau_schedules() -> list[str]:
+    """Names accepted by `make_tau_schedule`."""
+    return TAU_SCHEDULES.names()
+
+
+def _check(tau0: float, tau_min: float, total: int) -> None:
+    if not tau0 > 0:
+        raise ValueError(f"tau0 must be > 0, got {tau0}")
+    if not tau_min > 0:
+        raise ValueError(f"tau_min must be > 0, got {tau_min}")
+    if tau_min > tau0:
+        raise ValueError(f"tau_min must be <= tau0 ({tau0}), got {tau_min}")
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise ValueError(f"total (epochs or steps of the run) must be an int >= 1, got {total!r}")
+
+
+def make_tau_schedule(kind: str, tau0: float, tau_min: float, total: int) -> Callable[[int], float]:
+    """tau(t) for t = 0 .. total-1: tau0 at the first epoch/step, tau_min at the last.
+
+    Every shape is monotone non-increasing. Unknown `kind` raises UnknownNameError listing the
+    valid ones; tau_min > tau0, non-positive temperatures or total < 1 raise ValueError.
+    """
+    shape = TAU_SCHEDULES.get(kind)
+    _check(tau0, tau_min, total)
+    last = max(total - 1, 1)
+
+    def tau(t: int) -> float:
+        progress = min(max(t, 0), last) / last
+        return float(shape(progress, tau0, tau_min))
+
+    return tau
+
+
+def tau_total(per: str, epochs: int, steps_per_epoch: int) -> int:
+    """`total` for `make_tau_schedule` when tau is updated per epoch or per step."""
+    if per not in TAU_UNITS:
+        raise ValueError(f"tau schedule unit must be one of {', '.join(TAU_UNITS)}; got {per!r}")
+    return TAU_UNITS[per](epochs, steps_per_epoch)

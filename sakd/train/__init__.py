@@ -1,0 +1,1 @@
+"""Training: supervised pretraining, the distillation step, the epoch loop, evaluation."""
