@@ -220,3 +220,7 @@ def main() -> None:  # pragma: no cover - console entry
     except UserError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # python -m pipeline.cli
+    main()

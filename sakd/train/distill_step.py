@@ -27,6 +27,10 @@ runs the teacher in eval mode.
 
 Randomness (Gumbel noise, the random strategy) comes from `generator`, by default the global
 RNG, whose state the training loop checkpoints, so resumed runs replay the same draws.
+
+Mixed precision (`autocast`, meant for CUDA): the networks' forwards (both passes) run under
+bf16 autocast; their outputs are cast back to float32 before any loss, the policy and the
+Gumbel draw, so the losses and the routing decisions are computed in full precision.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class DistillStep:
         routing: RoutingNetwork | None = None,
         tau: float = 5.0,
         generator: torch.Generator | None = None,
+        autocast: bool = False,
     ) -> None:
         if strategy.uses_policy and (policy is None or routing is None):
             raise ValueError(f"strategy {strategy.name!r} needs a policy and a routing network")
@@ -141,6 +146,7 @@ class DistillStep:
         self.strategy, self.cfg = strategy, cfg
         self.policy, self.routing = policy, routing
         self.generator = generator
+        self.autocast = autocast
         self.spots = list(distiller.spots)
         self.num_decisions = len(self.spots) + 1
         self.beta2 = distiller.default_beta if cfg.beta2 is None else cfg.beta2
@@ -222,6 +228,15 @@ class DistillStep:
         student_opt.step()
         return self.stats(sp, routing_loss, y)
 
+    def _autocast(self, x: torch.Tensor):
+        return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast)
+
+    def _full_precision(self, feats, logits):
+        """Features and logits in float32 (a no-op without autocast)."""
+        if not self.autocast or logits is None:
+            return feats, logits
+        return [f.float() for f in feats], logits.float()
+
     def _teacher_forward(self, x: torch.Tensor):
         if self.teacher_trainable:
             self.teacher.train()
@@ -236,9 +251,12 @@ class DistillStep:
         self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None
     ) -> StudentPass:
         """Steps 1-3: forwards, decisions, mask and the student's loss (no backward)."""
-        feats_t, logits_t = self._teacher_forward(x)
-        self.student.train()
-        feats_s, logits_s = self.student(x, return_features=True)
+        with self._autocast(x):
+            feats_t, logits_t = self._teacher_forward(x)
+            self.student.train()
+            feats_s, logits_s = self.student(x, return_features=True)
+        feats_t, logits_t = self._full_precision(feats_t, logits_t)
+        feats_s, logits_s = self._full_precision(feats_s, logits_s)
 
         w = decisions = None
         if self.strategy.uses_policy:
@@ -276,9 +294,10 @@ class DistillStep:
         """Step 4's forward: the routing loss (None for strategies without a policy)."""
         if sp.w is None or self.routing is None:
             return None
-        routed = self.routing(self.student, self.teacher, x, sp.w, sp.teacher_first)
+        with self._autocast(x):
+            routed = self.routing(self.student, self.teacher, x, sp.w, sp.teacher_first)
         return self.routing_loss_fn(
-            routed, y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.cfg.gamma
+            routed.float(), y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.cfg.gamma
         )
 
     def update_router(self, routing_loss: torch.Tensor) -> None:
@@ -366,6 +385,8 @@ def build_distill_step(
     *,
     tau: float = 5.0,
     generator: torch.Generator | None = None,
+    autocast: bool = False,
+    channels_last: bool = False,
 ) -> DistillStep:
     """A DistillStep for `strategy_name`, with its policy and adapters when the strategy routes.
 
@@ -373,6 +394,8 @@ def build_distill_step(
     read) to size the policy and adapters (created on the features' device and dtype). A
     frozen teacher is put in eval mode with requires_grad off; a trainable one gets
     requires_grad on. Unknown names raise UnknownNameError / ValueError listing valid ones.
+    `autocast`: bf16 forwards (CUDA; see the module docstring); `channels_last`: the adapters'
+    and the distiller's convolution weights in channels_last layout, like the networks'.
     """
     cfg = cfg or StepConfig()
     strategy = create_strategy(strategy_name)
@@ -391,6 +414,11 @@ def build_distill_step(
             init=cfg.policy_init,
         ).to(device=feats_s[-1].device, dtype=feats_s[-1].dtype)
         routing = RoutingNetwork.from_examples(distiller.spots, feats_s, feats_t)
+        if channels_last:
+            routing.to(memory_format=torch.channels_last)
+    if channels_last:
+        distiller.to(memory_format=torch.channels_last)
     return DistillStep(
-        student, teacher, distiller, strategy, cfg, policy, routing, tau=tau, generator=generator
+        student, teacher, distiller, strategy, cfg, policy, routing, tau=tau,
+        generator=generator, autocast=autocast,
     )

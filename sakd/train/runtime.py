@@ -1,0 +1,47 @@
+"""How a model runs on its device: memory format, torch.compile and bf16 autocast.
+
+One place for the runtime knobs so training stages and `sakd bench` place models the same way.
+Measured defaults (docs/bench.md): channels_last speeds the CIFAR ResNets up on CPU and on GPU;
+torch.compile pays off on CUDA only; bf16 autocast is a CUDA-only option.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def autocast_enabled(requested: bool, device: torch.device | str) -> bool:
+    """bf16 autocast is applied on CUDA only (CPUs without bf16 units run it slower)."""
+    return bool(requested) and torch.device(device).type == "cuda"
+
+
+def place_model(
+    model: nn.Module,
+    device: torch.device | str,
+    *,
+    channels_last: bool = False,
+    compile: bool = False,
+) -> nn.Module:
+    """Move `model` to `device` (channels_last for 4-D weights if asked); compile it in place.
+
+    Compilation is per module in place (`nn.Module.compile`): parameters, state_dict keys and
+    the module's identity are unchanged, so checkpoints and optimisers see the same model. A
+    SpotNet has each of its stages compiled, which covers both the whole forward and the
+    segment-by-segment runs of the routing network.
+    """
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        stages = getattr(model, "stages", None)
+        for part in stages if stages is not None else [model]:
+            part.compile()
+    return model
+
+
+def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A 4-D batch in channels_last layout when asked (other ranks are returned unchanged)."""
+    if channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
