@@ -214,6 +214,56 @@ def tune(
                f"pruned, {m['n_failed']} failed; wrote reports/sensitivity.md")
 
 
+@app.command()
+@user_errors_exit_2
+def bench(
+    teacher: Annotated[str, typer.Option("--teacher", help="teacher architecture")] = "resnet56",
+    student: Annotated[str, typer.Option("--student", help="student architecture")] = "resnet20",
+    distiller: Annotated[str, typer.Option("--distiller", help="kd, fitnet, at, ...")] = "at",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    input_size: Annotated[int, typer.Option("--input-size", help="square input side")] = 32,
+    num_classes: Annotated[int, typer.Option("--num-classes")] = 100,
+    steps: Annotated[int, typer.Option("--steps", help="timed steps per strategy")] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", help="untimed steps first")] = 3,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    threads: Annotated[
+        int, typer.Option("--threads", help="torch CPU threads (0: torch's default)")
+    ] = 0,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="NHWC layout")
+    ] = True,
+    autocast: Annotated[
+        bool, typer.Option("--autocast/--no-autocast", help="bf16 autocast (CUDA only)")
+    ] = True,
+    compile_: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile each network stage")
+    ] = False,
+    epoch_images: Annotated[
+        int | None,
+        typer.Option("--epoch-images", help="images in the timed epoch (default: 50,000 on "
+                     "CUDA, 10 batches on CPU; 0: skip)"),
+    ] = None,
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="comma-separated")
+    ] = "never,always,adaptive",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the figures as JSON here")
+    ] = None,
+) -> None:
+    """Time the distillation step per strategy (interleaved; median) and one epoch each."""
+    from pipeline.bench import make_config, run_bench_command
+
+    cfg = make_config(
+        teacher=teacher, student=student, distiller=distiller, batch_size=batch_size,
+        input_size=input_size, num_classes=num_classes, steps=steps, warmup=warmup,
+        device=device, threads=threads, channels_last=channels_last, autocast=autocast,
+        compile=compile_, epoch_images=epoch_images,
+        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), seed=seed,
+    )
+    run_bench_command(cfg, json_path, log=typer.echo)
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()

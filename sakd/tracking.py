@@ -117,7 +117,8 @@ class MLflowTracker(Tracker):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        location = self.artifact_root.resolve().as_uri() if self.artifact_root else None
+        # one artifact folder per experiment: mlruns/<experiment>/<run id>/artifacts
+        location = (self.artifact_root / name).resolve().as_uri() if self.artifact_root else None
         try:
             exp_id = client.create_experiment(
                 name, artifact_location=location, tags=dict([EXPERIMENT_KIND_TAG])

@@ -100,7 +100,8 @@ class StrategyResult:
 
     median_step_s: float
     images_per_s: float
-    peak_mem_mb: float
+    peak_mem_mb: float  # peak of the process (CPU) or of allocated tensors (CUDA)
+    step_mem_mb: float | None  # of which the step itself added (see PeakMemory)
     min_step_s: float
     p90_step_s: float
     steps: int
@@ -137,10 +138,15 @@ class BenchResult:
 
 # ----------------------------------------------------------------------------- memory
 class PeakMemory:
-    """Peak memory of the code between `start()` and `stop()`, in MiB (see module docstring)."""
+    """Peak memory of the code between `start()` and `stop()` (see module docstring).
+
+    `stop()` returns (peak MiB, MiB above the level at `start()`: what the step itself
+    needed); the second is None for `process_max_rss`, which cannot be reset.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        self.baseline = 0.0
         if device.type == "cuda":
             self.kind = "cuda_max_allocated"
         elif _can_reset_rss_peak():
@@ -151,15 +157,20 @@ class PeakMemory:
     def start(self) -> None:
         if self.kind == "cuda_max_allocated":
             torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device) / MiB
         elif self.kind == "rss_peak":
             _reset_rss_peak()
+            self.baseline = _proc_status_kib("VmRSS") / 1024
 
-    def stop(self) -> float:
+    def stop(self) -> tuple[float, float | None]:
         if self.kind == "cuda_max_allocated":
-            return torch.cuda.max_memory_allocated(self.device) / MiB
-        if self.kind == "rss_peak":
-            return _vm_hwm_kib() / 1024
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            peak = torch.cuda.max_memory_allocated(self.device) / MiB
+        elif self.kind == "rss_peak":
+            peak = _proc_status_kib("VmHWM") / 1024
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+            return peak, None
+        return peak, peak - self.baseline
 
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -170,18 +181,19 @@ def _reset_rss_peak() -> None:
     _CLEAR_REFS.write_text("5")  # "5": reset the peak RSS to the current RSS (Linux >= 4.0)
 
 
-def _vm_hwm_kib() -> int:
+def _proc_status_kib(key: str) -> int:
     for line in _STATUS.read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1])
-    raise OSError("VmHWM missing from /proc/self/status")
+    raise OSError(f"{key} missing from /proc/self/status")
 
 
 def _can_reset_rss_peak() -> bool:
     try:
         _reset_rss_peak()
-        _vm_hwm_kib()
-    except OSError:
+        _proc_status_kib("VmHWM")
+        _proc_status_kib("VmRSS")
+    except (OSError, ValueError):
         return False
     return True
 
@@ -256,14 +268,14 @@ def interleaved_step_times(
     warmup: int,
     sync: Callable[[], None],
     memory: PeakMemory,
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Seconds of each timed call per name, and each name's peak memory (MiB) over its calls."""
-    for name, call in calls.items():
+) -> tuple[dict[str, list[float]], dict[str, tuple[float, float | None]]]:
+    """Seconds of each timed call per name, and each name's highest `memory.stop()` (MiB)."""
+    for call in calls.values():
         for _ in range(warmup):
             call()
     sync()
     times: dict[str, list[float]] = {name: [] for name in calls}
-    peaks = dict.fromkeys(calls, 0.0)
+    peaks: dict[str, tuple[float, float | None]] = dict.fromkeys(calls, (0.0, None))
     for order in rotations(list(calls), steps):
         for name in order:
             memory.start()
@@ -271,8 +283,15 @@ def interleaved_step_times(
             calls[name]()
             sync()
             times[name].append(time.perf_counter() - started)
-            peaks[name] = max(peaks[name], memory.stop())
+            peaks[name] = _higher(peaks[name], memory.stop())
     return times, peaks
+
+
+def _higher(
+    a: tuple[float, float | None], b: tuple[float, float | None]
+) -> tuple[float, float | None]:
+    added = [v for v in (a[1], b[1]) if v is not None]
+    return max(a[0], b[0]), (max(added) if added else None)
 
 
 def interleaved_epoch_times(
@@ -374,13 +393,15 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
 
 
 def _summarise(
-    times: list[float], peak: float, batch: int, epoch_s: float | None, epoch_images: int
+    times: list[float], peak: tuple[float, float | None], batch: int, epoch_s: float | None,
+    epoch_images: int,
 ) -> StrategyResult:
     median = statistics.median(times)
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
     result = StrategyResult(
-        median_step_s=median, images_per_s=batch / median, peak_mem_mb=peak,
+        median_step_s=median, images_per_s=batch / median, peak_mem_mb=peak[0],
+        step_mem_mb=peak[1],
         min_step_s=ordered[0], p90_step_s=p90, steps=len(times),
     )
     if epoch_s is not None:
@@ -393,12 +414,13 @@ def format_table(result: BenchResult) -> str:
     """A plain-text table of the result, with the configuration and machine underneath."""
     cfg, m = result.config, result.machine
     head = (f"{'strategy':<10} {'median s/step':>13} {'min':>7} {'p90':>7} {'img/s':>8} "
-            f"{'peak MiB':>9} {'epoch s':>8}")
+            f"{'peak MiB':>9} {'step MiB':>9} {'epoch s':>8}")
     lines = [head, "-" * len(head)]
     for name, r in result.strategies.items():
-        epoch = f"{r.epoch_s:8.2f}" if r.epoch_s is not None else f"{'-':>8}"
+        epoch = _or_dash(r.epoch_s, 8, 2)
         lines.append(f"{name:<10} {r.median_step_s:13.3f} {r.min_step_s:7.3f} "
-                     f"{r.p90_step_s:7.3f} {r.images_per_s:8.1f} {r.peak_mem_mb:9.0f} {epoch}")
+                     f"{r.p90_step_s:7.3f} {r.images_per_s:8.1f} {r.peak_mem_mb:9.0f} "
+                     f"{_or_dash(r.step_mem_mb, 9, 0)} {epoch}")
     ratio = result.ratio_adaptive_always
     if ratio is not None:
         lines.append(f"adaptive / always = {ratio:.2f}")
@@ -411,6 +433,10 @@ def format_table(result: BenchResult) -> str:
         f"{m['load_avg_after']}"
     )
     return "\n".join(lines)
+
+
+def _or_dash(value: float | None, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.{digits}f}"
 
 
 def result_device(machine: Mapping[str, Any]) -> str:
