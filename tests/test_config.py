@@ -10,7 +10,8 @@ from sakd.config import ConfigError, load_params
 def test_repository_params_are_valid(default_params):
     params = load_params(default_params)
     assert params.data.dataset == "digits"
-    assert params.distill.beta2_for("at") == 1000.0  # Table II default
+    assert params.distill.beta2_for("sp") == 3000.0  # Table II default
+    assert params.distill.beta2_for("at") == 50.0  # the digits override in params.yaml
     assert params.pretrain.lr_for("mobilenetv2") == 0.01
 
 
