@@ -1,0 +1,47 @@
+"""The `sakd` command line: stages are listed, bad input exits 2 with the key named."""
+
+from __future__ import annotations
+
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_stage():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("fetch", "pretrain", "distill", "evaluate", "report", "tune", "bench",
+                    "preset", "check"):
+        assert command in result.output
+
+
+def test_bad_params_exit_2_naming_the_key_and_write_nothing(tmp_path, default_params):
+    default_params["pretrain"]["lr"] = -0.05
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (["check"], ["pretrain", "--arch", "resnet8"], ["fetch"], ["evaluate"]):
+        result = runner.invoke(app, [*args, "--root", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert "pretrain.lr" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_unknown_model_lists_valid_names(tmp_path, default_params):
+    default_params["runs"]["pretrain"].append("resnet9")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    result = runner.invoke(app, ["check", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "resnet9" in result.output and "resnet20" in result.output
+
+
+def test_missing_teacher_checkpoint_says_which_stage_to_run(tmp_path, default_params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    runner.invoke(app, ["fetch", "--root", str(tmp_path)])
+    result = runner.invoke(app, ["distill", "--teacher", "resnet20", "--student", "resnet8",
+                                 "--distiller", "kd", "--strategy", "always",
+                                 "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "dvc repro pretrain@resnet20" in result.output
