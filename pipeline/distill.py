@@ -36,6 +36,7 @@ from sakd.tracking import Tracker
 from sakd.train.distill_step import DistillStep, StepConfig, build_distill_step
 from sakd.train.evaluate import evaluate
 from sakd.train.loop import RunSpec, TrainingJob, fit
+from sakd.train.runtime import autocast_enabled, place_model
 
 
 @dataclass
@@ -110,8 +111,12 @@ def build_distillation(
         num_workers=data.workers, channels_last=params.runtime.channels_last,
         **data_options(params),
     )
-    teacher = _teacher(params, root, teacher_arch, info.num_classes).to(device)
-    student = create_model(student_arch, info.num_classes).to(device)
+    rt = params.runtime
+    placement = {"channels_last": rt.channels_last, "compile": rt.compile}
+    autocast = autocast_enabled(rt.autocast, device)
+    teacher = place_model(_teacher(params, root, teacher_arch, info.num_classes), device,
+                          **placement)
+    student = place_model(create_model(student_arch, info.num_classes), device, **placement)
     example_x = next(iter(test_loader))[0][:2]
     with torch.no_grad():
         feats_s = student.eval()(example_x, return_features=True)[0]
@@ -120,13 +125,13 @@ def build_distillation(
     distiller = create_distiller(
         distiller_name, feats_s, feats_t, **_distiller_kwargs(distiller_name, cfg, train_loader)
     )
-    distiller.prepare(teacher, _images(train_loader, cfg.ft.pretrain_epochs))
     tau_cfg = cfg.tau
     total = tau_total(tau_cfg.per, cfg.epochs, len(train_loader))
     tau_of = make_tau_schedule(tau_cfg.schedule, tau_cfg.tau0, tau_cfg.tau_min, total)
     step = build_distill_step(
         student, teacher, distiller, strategy, example_x,
-        step_config(cfg, distiller_name, student_arch), tau=tau_of(0),
+        step_config(cfg, distiller_name, student_arch), tau=tau_of(0), autocast=autocast,
+        channels_last=rt.channels_last,
     )
     schedulers = {
         name: torch.optim.lr_scheduler.MultiStepLR(opt, cfg.milestones, gamma=cfg.lr_decay)
@@ -136,7 +141,7 @@ def build_distillation(
     job = TrainingJob(
         step=driver,
         train_loader=train_loader,
-        evaluate=lambda: evaluate(student, test_loader),
+        evaluate=lambda: evaluate(student, test_loader, autocast=autocast),
         epochs=cfg.epochs,
         modules=step.modules_to_checkpoint(),
         optimizers=step.optimizers,
@@ -149,7 +154,8 @@ def build_distillation(
             "teacher": teacher_arch, "distiller": distiller_name, "strategy": strategy,
             "seed": seed, "spot_names": step.spot_names,
         },
-        on_epoch_start=driver.start_epoch,
+        on_epoch_start=lambda epoch: _start_epoch(epoch, driver, distiller, teacher,
+                                                  train_loader),
         summarize=lambda means: summarize(means, step.spot_names),
         progress=progress,
     )
@@ -166,12 +172,12 @@ def build_distillation(
     return Distillation(job, step, test_loader, info, tags, run_params)
 
 
-def _images(loader, epochs: int):
-    """Training images for `epochs` passes (FT's paraphraser pretraining)."""
-    for epoch in range(epochs):
-        loader.set_epoch(epoch)
-        for x, *_ in loader:
-            yield x
+def _start_epoch(epoch: int, driver: TauDriver, distiller, teacher, train_loader):
+    """Epoch 0 only happens on a fresh start: the distiller's own phase (FT's paraphraser
+    pretraining) runs there, so a resumed run restores it from the checkpoint instead."""
+    if epoch == 0:
+        distiller.prepare(teacher, train_loader)
+    return driver.start_epoch(epoch)
 
 
 class TauDriver:

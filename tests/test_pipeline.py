@@ -225,3 +225,14 @@ def test_killed_pretrain_process_resumes(project, tmp_path):
     assert a["epoch"] == b["epoch"] == 4
     for key, value in b["modules"]["model"].items():
         assert torch.equal(a["modules"]["model"][key], value), key
+
+
+def test_ft_pretrains_its_paraphraser_on_a_fresh_start_only(project, tmp_path):
+    root, params, _ = project
+    d = build_distillation(params, root, "resnet14", "resnet8", "ft", "adaptive", 0,
+                           tmp_path / "ft.pt", progress=False)
+    assert not bool(d.step.distiller.prepared)
+    fit(d.job, MemoryTracker(), RunSpec("t", "ft", {}, {}), log=lambda _: None)
+    assert bool(d.step.distiller.prepared)
+    state = load_checkpoint(tmp_path / "ft.pt")
+    assert bool(state["modules"]["distiller"]["prepared"])

@@ -145,7 +145,7 @@ def default_summary(stats: dict[str, torch.Tensor], samples: int) -> dict[str, f
     for key, value in stats.items():
         if key == "correct":
             out["train/top1"] = 100.0 * float(value) / samples
-        elif value.numel() == 1:
+        elif value.dim() == 0:  # vectors (per-spot stats) are the caller's `summarize`
             out[f"train/{key}"] = float(value)
     return out
 
@@ -207,9 +207,10 @@ def _train_epochs(
         if job.summarize:
             metrics.update(job.summarize(means))
         loss = metrics.get("train/loss", 0.0)
-        if not math.isfinite(loss):
+        bad = {k: v for k, v in metrics.items() if k.startswith("train/") and not math.isfinite(v)}
+        if bad:
             raise TrainingDiverged(
-                f"epoch {epoch + 1}: training loss is {loss}; stopped. The last good checkpoint "
+                f"epoch {epoch + 1}: {bad} is not finite; stopped. The last good checkpoint "
                 f"{job.checkpoint_path} (after epoch {epoch}) is kept. Lower the learning rate "
                 f"or a loss weight and rerun."
             )
