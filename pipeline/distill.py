@@ -234,8 +234,7 @@ def run_distill(
     metrics: dict = {}
 
     def finish(history: list[dict]) -> None:
-        metrics.update(accuracy_summary(history), teacher=teacher, student=student,
-                       distiller=distiller, strategy=strategy, seed=seed)
+        metrics.update(accuracy_summary(history))  # numbers only; the path names the run
         route_cols = [f"route/p_distill/{n}" for n in d.step.spot_names]
         write_csv(plots / "curves.csv", history, [*CURVE_COLUMNS, "tau", "train/ce",
                                                    "train/kd", "train/distill", "train/routing"])

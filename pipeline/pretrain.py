@@ -20,6 +20,7 @@ from sakd.models import create_model
 from sakd.tracking import Tracker
 from sakd.train.evaluate import evaluate
 from sakd.train.loop import RunSpec, TrainingJob, fit, multistep_sgd
+from sakd.train.runtime import autocast_enabled, place_model
 from sakd.train.supervised import SupervisedStep
 
 
@@ -40,8 +41,9 @@ def run_pretrain(
         num_workers=data.workers, channels_last=params.runtime.channels_last,
         **data_options(params),
     )
-    model = create_model(arch, info.num_classes).to(device)
-    autocast = params.runtime.autocast and device.type == "cuda"
+    model = place_model(create_model(arch, info.num_classes), device,
+                        channels_last=params.runtime.channels_last, compile=params.runtime.compile)
+    autocast = autocast_enabled(params.runtime.autocast, device)
     opt, sched = multistep_sgd(
         model.parameters(), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
         cfg.milestones, cfg.lr_decay,
@@ -75,7 +77,7 @@ def run_pretrain(
     metrics: dict = {}
 
     def finish(history: list[dict]) -> None:
-        metrics.update(accuracy_summary(history), arch=arch, dataset=data.dataset)
+        metrics.update(accuracy_summary(history))  # numbers only: `dvc metrics show` columns
         write_json(layout.pretrain_metrics(arch), metrics)
         write_csv(layout.pretrain_plots(arch), history, CURVE_COLUMNS)
         tracker.log_metrics({"final/top1": metrics["top1"], "final/top5": metrics["top5"]},
