@@ -238,6 +238,9 @@ def bench(
     compile_: Annotated[
         bool, typer.Option("--compile/--no-compile", help="torch.compile each network stage")
     ] = False,
+    fold_bn: Annotated[
+        bool, typer.Option("--fold-bn/--no-fold-bn", help="BN folded into convs in eval passes")
+    ] = True,
     epoch_images: Annotated[
         int | None,
         typer.Option("--epoch-images", help="images in the timed epoch (default: 50,000 on "
@@ -258,7 +261,7 @@ def bench(
         teacher=teacher, student=student, distiller=distiller, batch_size=batch_size,
         input_size=input_size, num_classes=num_classes, steps=steps, warmup=warmup,
         device=device, threads=threads, channels_last=channels_last, autocast=autocast,
-        compile=compile_, epoch_images=epoch_images,
+        compile=compile_, fold_batchnorm=fold_bn, epoch_images=epoch_images,
         strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), seed=seed,
     )
     run_bench_command(cfg, json_path, log=typer.echo)

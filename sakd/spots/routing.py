@@ -59,6 +59,14 @@ def _per_sample(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return w.view(-1, *([1] * (like.dim() - 1)))
 
 
+def mix(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(1 - w) * a + w * b in one fused pass (torch.lerp), exactly a at w = 0 and b at w = 1;
+    the gradients are those of the written-out form (1 - w, w, and b - a for w). Computed in
+    the widest dtype of the three, as the written-out form would be (bf16 maps, float32 w)."""
+    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), w.dtype)
+    return torch.lerp(a.to(dtype), b.to(dtype), w.to(dtype))
+
+
 class RoutingNetwork(nn.Module):
     """The adapters of the routing network plus the segment-by-segment forward."""
 
@@ -116,9 +124,8 @@ class RoutingNetwork(nn.Module):
             h_t = teacher.run_stages(x, 0, stops[0]) if teacher_first is None else teacher_first
         for i, (h_st, h_ts) in enumerate(zip(self.to_teacher, self.to_student, strict=True)):
             w_s, w_t = _per_sample(w[:, i], h_s), _per_sample(w[:, i], h_t)
-            in_s = (1 - w_s) * h_s + w_s * h_ts(h_t)
-            in_t = (1 - w_t) * h_st(h_s) + w_t * h_t
+            in_s = mix(h_s, h_ts(h_t), w_s)
+            in_t = mix(h_st(h_s), h_t, w_t)
             h_s = student.run_stages(in_s, starts[i + 1], stops[i + 1])
             h_t = teacher.run_stages(in_t, starts[i + 1], stops[i + 1])
-        w_out = w[:, -1:]
-        return (1 - w_out) * h_s + w_out * h_t
+        return mix(h_s, h_t, w[:, -1:])

@@ -63,11 +63,12 @@ class BenchConfig:
     num_classes: int = 100
     steps: int = 20
     warmup: int = 3
-    device: str = "cpu"
+    device: str = "auto"  # auto = CUDA when present
     threads: int = 0  # torch CPU threads; 0 = leave torch's setting
-    channels_last: bool = False
+    channels_last: bool = True  # faster on CPU and GPU (docs/bench.md)
     autocast: bool = True  # bf16, CUDA only
     compile: bool = False
+    fold_batchnorm: bool = True  # eval-mode passes on BN-folded views (DistillStep)
     epoch_images: int | None = None
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seed: int = 0
@@ -105,8 +106,9 @@ class StrategyResult:
     min_step_s: float
     p90_step_s: float
     steps: int
-    epoch_s: float | None = None
+    epoch_s: float | None = None  # wall time of the whole epoch
     epoch_images_per_s: float | None = None
+    epoch_median_s: float | None = None  # batches x median batch time: robust to load bursts
 
 
 @dataclass
@@ -218,7 +220,11 @@ def synthetic_loader(cfg: BenchConfig, device: torch.device, images: int) -> Dev
 def build_step(
     cfg: BenchConfig, strategy: str, device: torch.device, loader: DeviceLoader
 ) -> DistillStep:
-    """A training step with fresh models (seeded: every strategy starts from the same weights)."""
+    """A training step with fresh models (seeded: every strategy starts from the same weights).
+
+    Distillers with a preparation phase (FT's paraphraser pretraining) are not prepared: it
+    runs once before training and does not change the cost of a step.
+    """
     torch.manual_seed(cfg.seed)
     place = {"channels_last": cfg.channels_last, "compile": cfg.compile}
     teacher = place_model(create_model(cfg.teacher, cfg.num_classes), device, **place)
@@ -235,6 +241,7 @@ def build_step(
     return build_distill_step(
         student, teacher, distiller, strategy, example_x, StepConfig(), generator=generator,
         autocast=autocast_enabled(cfg.autocast, device), channels_last=cfg.channels_last,
+        fold_batchnorm=cfg.fold_batchnorm,
     )
 
 
@@ -298,12 +305,13 @@ def interleaved_epoch_times(
     steps: Mapping[str, Callable[..., dict[str, torch.Tensor]]],
     loader: DeviceLoader,
     sync: Callable[[], None],
-) -> dict[str, float]:
-    """Seconds of one epoch per name, batches interleaved across names. Includes making each
-    batch and the epoch-end reduction of the step statistics (one host sync, as the training
-    loop). Each name iterates its own epoch of the loader (same cost, other augmentation)."""
+) -> dict[str, tuple[list[float], float]]:
+    """One epoch per name, batches interleaved across names: (seconds of each batch, seconds
+    of the epoch-end reduction). A batch's time includes making it (crop, flip, normalise);
+    the reduction is the training loop's one host sync of the summed step statistics. Each
+    name iterates its own epoch of the loader (same cost, other augmentation)."""
     iterators = {name: iter(loader) for name in steps}
-    totals = dict.fromkeys(steps, 0.0)
+    batch_times: dict[str, list[float]] = {name: [] for name in steps}
     sums: dict[str, dict[str, torch.Tensor]] = {name: {} for name in steps}
     n_batches = len(loader)
     sync()
@@ -316,12 +324,13 @@ def interleaved_epoch_times(
             for key, value in stats.items():
                 acc[key] = value if key not in acc else acc[key] + value
             sync()
-            totals[name] += time.perf_counter() - started
+            batch_times[name].append(time.perf_counter() - started)
+    out = {}
     for name, acc in sums.items():
         started = time.perf_counter()
         torch.cat([v.detach().float().reshape(-1) for v in acc.values()]).cpu()
-        totals[name] += time.perf_counter() - started
-    return totals
+        out[name] = (batch_times[name], time.perf_counter() - started)
+    return out
 
 
 # ----------------------------------------------------------------------------- driver
@@ -393,7 +402,10 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
 
 
 def _summarise(
-    times: list[float], peak: tuple[float, float | None], batch: int, epoch_s: float | None,
+    times: list[float],
+    peak: tuple[float, float | None],
+    batch: int,
+    epoch: tuple[list[float], float] | None,
     epoch_images: int,
 ) -> StrategyResult:
     median = statistics.median(times)
@@ -404,9 +416,11 @@ def _summarise(
         step_mem_mb=peak[1],
         min_step_s=ordered[0], p90_step_s=p90, steps=len(times),
     )
-    if epoch_s is not None:
-        result.epoch_s = epoch_s
-        result.epoch_images_per_s = epoch_images / epoch_s
+    if epoch is not None:
+        batch_times, reduce_s = epoch
+        result.epoch_s = sum(batch_times) + reduce_s
+        result.epoch_images_per_s = epoch_images / result.epoch_s
+        result.epoch_median_s = len(batch_times) * statistics.median(batch_times) + reduce_s
     return result
 
 
@@ -414,20 +428,22 @@ def format_table(result: BenchResult) -> str:
     """A plain-text table of the result, with the configuration and machine underneath."""
     cfg, m = result.config, result.machine
     head = (f"{'strategy':<10} {'median s/step':>13} {'min':>7} {'p90':>7} {'img/s':>8} "
-            f"{'peak MiB':>9} {'step MiB':>9} {'epoch s':>8}")
+            f"{'peak MiB':>9} {'step MiB':>9} {'epoch s':>8} {'(median)':>8}")
     lines = [head, "-" * len(head)]
     for name, r in result.strategies.items():
         epoch = _or_dash(r.epoch_s, 8, 2)
         lines.append(f"{name:<10} {r.median_step_s:13.3f} {r.min_step_s:7.3f} "
                      f"{r.p90_step_s:7.3f} {r.images_per_s:8.1f} {r.peak_mem_mb:9.0f} "
-                     f"{_or_dash(r.step_mem_mb, 9, 0)} {epoch}")
+                     f"{_or_dash(r.step_mem_mb, 9, 0)} {epoch} "
+                     f"{_or_dash(r.epoch_median_s, 8, 2)}")
     ratio = result.ratio_adaptive_always
     if ratio is not None:
         lines.append(f"adaptive / always = {ratio:.2f}")
     lines.append(
         f"{cfg.teacher} -> {cfg.student} ({cfg.distiller}), batch {cfg.batch_size}, "
         f"{cfg.input_size}x{cfg.input_size}, {result_device(m)}, threads {m['torch_threads']}, "
-        f"channels_last {cfg.channels_last}, autocast {cfg.autocast}, compile {cfg.compile}; "
+        f"channels_last {cfg.channels_last}, autocast {cfg.autocast}, compile {cfg.compile}, "
+        f"fold_bn {cfg.fold_batchnorm}; "
         f"{cfg.steps} steps after {cfg.warmup} warm-up; epoch = {result.epoch_images} images; "
         f"peak memory: {result.peak_mem_kind}; load avg {m['load_avg']} -> "
         f"{m['load_avg_after']}"

@@ -28,6 +28,11 @@ runs the teacher in eval mode.
 Randomness (Gumbel noise, the random strategy) comes from `generator`, by default the global
 RNG, whose state the training loop checkpoints, so resumed runs replay the same draws.
 
+Eval-mode passes (a frozen teacher's forward, the whole routing pass) run on views of the
+networks with each BatchNorm folded into the convolution before it (sakd.spots.eval_fold): same
+function up to float rounding, one pass over every activation less, no weight gradient
+possible. `fold_batchnorm=False` runs the networks themselves.
+
 Mixed precision (`autocast`, meant for CUDA): the networks' forwards (both passes) run under
 bf16 autocast; their outputs are cast back to float32 before any loss, the policy and the
 Gumbel draw, so the losses and the routing decisions are computed in full precision.
@@ -46,6 +51,7 @@ from torch import nn
 from sakd.distillers.base import Distiller
 from sakd.distillers.functional import kd_per_sample
 from sakd.models.base import SpotNet, spot_name
+from sakd.spots.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import DISTILL, route_decisions
 from sakd.spots.policy import PolicyNet, list_policy_inits
 from sakd.spots.routing import RoutingNetwork, eval_mode
@@ -139,6 +145,7 @@ class DistillStep:
         tau: float = 5.0,
         generator: torch.Generator | None = None,
         autocast: bool = False,
+        fold_batchnorm: bool = True,
     ) -> None:
         if strategy.uses_policy and (policy is None or routing is None):
             raise ValueError(f"strategy {strategy.name!r} needs a policy and a routing network")
@@ -160,6 +167,7 @@ class DistillStep:
         self.set_tau(tau)
         self._router_params = self._collect_router_parameters()
         self.optimizers = self._build_optimizers()
+        self._eval_teacher, self._eval_student = self._eval_views(fold_batchnorm)
 
     # ------------------------------------------------------------------ setup
     def student_parameters(self) -> list[nn.Parameter]:
@@ -177,6 +185,23 @@ class DistillStep:
         if self.policy is None or self.routing is None:
             return []
         return _unique([*self.policy.parameters(), *self.routing.parameters()])
+
+    def _eval_views(self, fold: bool) -> tuple[SpotNet, SpotNet]:
+        """The nets the eval-mode passes run: BN-folded views, or the networks themselves."""
+        teacher_eval = self.strategy.uses_policy or (
+            self.strategy.needs_teacher and not self.teacher_trainable
+        )
+        student_eval = self.strategy.uses_policy
+        return (
+            EvalFoldedNet(self.teacher) if fold and teacher_eval else self.teacher,
+            EvalFoldedNet(self.student) if fold and student_eval else self.student,
+        )
+
+    @staticmethod
+    def _current(net: SpotNet) -> SpotNet:
+        if isinstance(net, EvalFoldedNet):
+            net.refresh()
+        return net
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         cfg = self.cfg
@@ -245,7 +270,7 @@ class DistillStep:
             return None, None
         self.teacher.eval()
         with torch.no_grad():
-            return self.teacher(x, return_features=True)
+            return self._current(self._eval_teacher)(x, return_features=True)
 
     def forward_student(
         self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None
@@ -295,9 +320,14 @@ class DistillStep:
         if sp.w is None or self.routing is None:
             return None
         with self._autocast(x):
-            routed = self.routing(self.student, self.teacher, x, sp.w, sp.teacher_first)
+            routed = self.routing(
+                self._current(self._eval_student), self._current(self._eval_teacher), x, sp.w,
+                sp.teacher_first,
+            )
+        if self.autocast:
+            routed = routed.float()
         return self.routing_loss_fn(
-            routed.float(), y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.cfg.gamma
+            routed, y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.cfg.gamma
         )
 
     def update_router(self, routing_loss: torch.Tensor) -> None:
@@ -387,6 +417,7 @@ def build_distill_step(
     generator: torch.Generator | None = None,
     autocast: bool = False,
     channels_last: bool = False,
+    fold_batchnorm: bool = True,
 ) -> DistillStep:
     """A DistillStep for `strategy_name`, with its policy and adapters when the strategy routes.
 
@@ -395,7 +426,9 @@ def build_distill_step(
     frozen teacher is put in eval mode with requires_grad off; a trainable one gets
     requires_grad on. Unknown names raise UnknownNameError / ValueError listing valid ones.
     `autocast`: bf16 forwards (CUDA; see the module docstring); `channels_last`: the adapters'
-    and the distiller's convolution weights in channels_last layout, like the networks'.
+    and the distiller's convolution weights in channels_last layout, like the networks';
+    `fold_batchnorm`: eval-mode passes on BN-folded views. Place the networks on their device
+    and memory format before building the step (the folded views copy conv weights).
     """
     cfg = cfg or StepConfig()
     strategy = create_strategy(strategy_name)
@@ -420,5 +453,5 @@ def build_distill_step(
         distiller.to(memory_format=torch.channels_last)
     return DistillStep(
         student, teacher, distiller, strategy, cfg, policy, routing, tau=tau,
-        generator=generator, autocast=autocast,
+        generator=generator, autocast=autocast, fold_batchnorm=fold_batchnorm,
     )

@@ -1,8 +1,9 @@
 """How a model runs on its device: memory format, torch.compile and bf16 autocast.
 
 One place for the runtime knobs so training stages and `sakd bench` place models the same way.
-Measured defaults (docs/bench.md): channels_last speeds the CIFAR ResNets up on CPU and on GPU;
-torch.compile pays off on CUDA only; bf16 autocast is a CUDA-only option.
+Measured on CPU (docs/bench.md): channels_last makes the CIFAR ResNets' steps ~15% faster;
+torch.compile makes them slower (keep it off there; on CUDA, measure with `sakd bench`); bf16
+autocast is applied on CUDA only.
 """
 
 from __future__ import annotations
@@ -34,10 +35,24 @@ def place_model(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:
+        _allow_recompiles()
         stages = getattr(model, "stages", None)
         for part in stages if stages is not None else [model]:
             part.compile()
     return model
+
+
+COMPILE_RECOMPILE_LIMIT = 64
+
+
+def _allow_recompiles() -> None:
+    """Every stage that is an nn.Sequential shares one code object, so dynamo keeps one cache
+    entry per stage, network and mode (train, eval, eval with frozen weights) under it; the
+    default limit of 8 would silently send the later stages back to eager mode."""
+    import torch._dynamo.config as dynamo_config
+
+    limit = max(dynamo_config.recompile_limit, COMPILE_RECOMPILE_LIMIT)
+    dynamo_config.recompile_limit = limit
 
 
 def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
