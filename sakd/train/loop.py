@@ -127,8 +127,9 @@ def _batches(loader: EpochLoader, epoch: int, progress: bool, label: str) -> Ite
     return track(loader, total=len(loader), description=label, transient=True)
 
 
-def _mean_stats(sums: Stats, n_batches: int) -> dict[str, torch.Tensor]:
-    """Per-epoch means, moved to the CPU in one go (the epoch's only host sync)."""
+def _mean_stats(sums: Stats, samples: int) -> dict[str, torch.Tensor]:
+    """Per-sample epoch means (sums are batch means x batch size), moved to the CPU in one go
+    (the epoch's only host sync). `correct` stays a count."""
     keys = list(sums)
     flat = torch.cat([sums[k].detach().float().reshape(-1) for k in keys]).cpu()
     out, offset = {}, 0
@@ -136,7 +137,7 @@ def _mean_stats(sums: Stats, n_batches: int) -> dict[str, torch.Tensor]:
         n = sums[k].numel()
         out[k] = flat[offset : offset + n].reshape(sums[k].shape)
         offset += n
-    return {k: (v if k == "correct" else v / n_batches) for k, v in out.items()}
+    return {k: (v if k == "correct" else v / samples) for k, v in out.items()}
 
 
 def default_summary(stats: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
@@ -194,15 +195,16 @@ def _train_epochs(
         extra = job.on_epoch_start(epoch) if job.on_epoch_start else {}
         lr = next(iter(job.optimizers.values())).param_groups[0]["lr"]
         sums: Stats = {}
-        n_batches = samples = 0
+        samples = 0
         label = f"epoch {epoch + 1}/{job.epochs}"
         for x, y, index in _batches(job.train_loader, epoch, job.progress, label):
             stats = job.step(x, y, index)
+            size = y.shape[0]
             for key, value in stats.items():
+                value = value if key == "correct" else value * size  # weight by batch size
                 sums[key] = value if key not in sums else sums[key] + value
-            n_batches += 1
-            samples += y.shape[0]
-        means = _mean_stats(sums, n_batches)
+            samples += size
+        means = _mean_stats(sums, samples)
         metrics = default_summary(means, samples)
         if job.summarize:
             metrics.update(job.summarize(means))
