@@ -350,6 +350,16 @@ def test_reference_routing_loss_scales_by_gamma_and_adds_the_half_batch_hinge():
     assert torch.autograd.grad(loss, w_half)[0].abs().sum() == 0
 
 
+def test_reference_routing_loss_with_a_trained_teacher_is_plain_gamma_ce():
+    """Table VIII in the authors' code: gamma * CE, no better/worse comparison, no hinge."""
+    routed, y = torch.randn(8, 5), torch.arange(8) % 5
+    ce = F.cross_entropy(routed, y)
+    ref = get_routing_loss("reference", teacher_trainable=True)
+    loss = ref(routed, y, torch.zeros(8), ce + 1, beta3=1.5, gamma=2.0)  # "better", hinge 4
+    torch.testing.assert_close(loss, 1.5 * 2.0 * ce)
+    assert get_routing_loss("paper", teacher_trainable=True) is get_routing_loss("paper")
+
+
 # ----------------------------------------------------------------------------- strategies
 def test_strategy_registry_and_flags():
     assert list_strategies() == ["adaptive", "always", "anti", "never", "random"]

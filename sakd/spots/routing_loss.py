@@ -57,10 +57,29 @@ def reference_routing_loss(
     return beta3 * (scale * ce + hinge)
 
 
+def reference_cotrained_routing_loss(
+    routed: torch.Tensor,
+    target: torch.Tensor,
+    w_logit: torch.Tensor,
+    student_ce: torch.Tensor,
+    beta3: float = 1.0,
+    gamma: float = 1.0,
+) -> torch.Tensor:
+    """The authors' variant when the teacher is trained too: beta3 * gamma * CE(routed, y)."""
+    return beta3 * gamma * F.cross_entropy(routed, target)
+
+
 def list_routing_losses() -> list[str]:
     return ROUTING_LOSSES.names()
 
 
-def get_routing_loss(name: str) -> RoutingLoss:
-    """The routing loss function by name (UnknownNameError lists the valid ones)."""
-    return ROUTING_LOSSES.get(name)
+def get_routing_loss(name: str, teacher_trainable: bool = False) -> RoutingLoss:
+    """The routing loss function by name (UnknownNameError lists the valid ones).
+
+    `reference` follows the authors' code per teacher mode: a trained teacher (Table VIII)
+    gets their plain gamma-scaled CE.
+    """
+    loss = ROUTING_LOSSES.get(name)
+    if loss is reference_routing_loss and teacher_trainable:
+        return reference_cotrained_routing_loss
+    return loss

@@ -158,7 +158,7 @@ class DistillStep:
         self.num_decisions = len(self.spots) + 1
         self.beta2 = distiller.default_beta if cfg.beta2 is None else cfg.beta2
         self.teacher_trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
-        self.routing_loss_fn = get_routing_loss(cfg.routing_loss)
+        self.routing_loss_fn = get_routing_loss(cfg.routing_loss, self.teacher_trainable)
         num_features = student.num_features
         self.spot_names = [spot_name(k, num_features) for k in self.spots] + [
             spot_name(num_features, num_features)
