@@ -14,32 +14,10 @@ from sakd.models.base import SpotNet
 from sakd.registry import UnknownNameError
 from sakd.spots import DISTILL, gumbel_noise
 from sakd.train.distill_step import DistillStep, StepConfig, build_distill_step
+from tests.tinynets import TinyNet, conv_block
 
 B, CLASSES = 16, 5
 
-
-def _block(c_in: int, c_out: int, stride: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(),
-    )
-
-
-class TinyNet(SpotNet):
-    """features = [stem, block1, block2, embedding]; logits from a Linear head."""
-
-    def __init__(self, width: int, strides: tuple[int, int] = (2, 2)) -> None:
-        super().__init__()
-        self.stages = nn.ModuleList(
-            [
-                _block(3, width, 1),
-                _block(width, 2 * width, strides[0]),
-                _block(2 * width, 4 * width, strides[1]),
-                nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-                nn.Linear(4 * width, CLASSES),
-            ]
-        )
 
 
 class TinyDistiller(Distiller):
@@ -141,7 +119,7 @@ def test_builder_rejects_bad_names_and_pairs():
     with pytest.raises(ValueError, match="-1"):
         StepConfig(beta3=-1)
     student, teacher = TinyNet(2), TinyNet(4)
-    teacher.stages.insert(1, _block(4, 4, 1))  # one more feature spot
+    teacher.stages.insert(1, conv_block(4, 4, 1))  # one more feature spot
     x = torch.randn(2, 3, 8, 8)
     distiller = TinyDistiller([1], student, student, x)
     with pytest.raises(ValueError, match="same block structure"):

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sakd.models.base import SpotNet
 from sakd.registry import UnknownNameError
 from sakd.spots import (
     DISTILL,
@@ -28,30 +27,7 @@ from sakd.spots import (
     tau_total,
 )
 from sakd.spots.adapters import Resize
-
-
-def _block(c_in: int, c_out: int, stride: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(),
-    )
-
-
-class TinyNet(SpotNet):
-    """features = [stem, block1, block2, embedding]; logits from a Linear head."""
-
-    def __init__(self, width: int, strides: tuple[int, int] = (2, 2), classes: int = 5) -> None:
-        super().__init__()
-        self.stages = nn.ModuleList(
-            [
-                _block(3, width, 1),
-                _block(width, 2 * width, strides[0]),
-                _block(2 * width, 4 * width, strides[1]),
-                nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-                nn.Linear(4 * width, classes),
-            ]
-        )
+from tests.tinynets import TinyNet
 
 
 def _pair(seed: int = 0) -> tuple[TinyNet, TinyNet]:

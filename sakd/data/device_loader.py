@@ -29,7 +29,33 @@ class _EpochPlan:
     flip: torch.Tensor  # [N] bool
 
 
-class DeviceLoader:
+class EpochBatching:
+    """Batch count and epoch bookkeeping shared by the loaders.
+
+    Iterating takes the current epoch and advances it by one; `set_epoch` makes the next
+    iteration replay a given epoch (resume), since order and augmentation depend only on it.
+    """
+
+    num_samples: int
+    batch_size: int
+    drop_last: bool
+    epoch: int = 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _take_epoch(self) -> int:
+        epoch = self.epoch
+        self.epoch += 1
+        return epoch
+
+
+class DeviceLoader(EpochBatching):
     """Iterates (x, y, index) batches of an in-memory uint8 dataset, on `device`.
 
     train=True shuffles and augments per `augment`; train=False keeps dataset order and only
@@ -70,19 +96,8 @@ class DeviceLoader:
         self.scale, self.shift = normaliser(mean, std, self.device)
         self.epoch = 0
 
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        """The epoch the next iteration replays (its order and augmentation depend only on it)."""
-        self.epoch = epoch
-
     def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch
-        self.epoch += 1
-        return self._batches(self._plan(epoch))
+        return self._batches(self._plan(self._take_epoch()))
 
     def _plan(self, epoch: int) -> _EpochPlan | None:
         if not self.train:

@@ -12,11 +12,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sakd.data.augment import normalise, normaliser
-from sakd.data.device_loader import Batch
+from sakd.data.device_loader import Batch, EpochBatching
 from sakd.data.seeding import epoch_generator
 
 
-class StreamingLoader:
+class StreamingLoader(EpochBatching):
     """Iterates (x float32 normalised, y int64, index int64) batches on `device`.
 
     `dataset` items are (uint8 image [3,H,W], label, index). Shuffle order and worker seeds come
@@ -50,14 +50,6 @@ class StreamingLoader:
         self.scale, self.shift = normaliser(mean, std, self.device)
         self.epoch = 0
 
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def _loader(self, epoch: int) -> DataLoader:
         return DataLoader(
             self.dataset,
@@ -70,9 +62,7 @@ class StreamingLoader:
         )
 
     def __iter__(self) -> Iterator[Batch]:
-        epoch = self.epoch
-        self.epoch += 1
-        for images, labels, rows in self._loader(epoch):
+        for images, labels, rows in self._loader(self._take_epoch()):
             x = normalise(images.to(self.device, non_blocking=True), self.scale, self.shift)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
