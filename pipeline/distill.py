@@ -1,162 +1,88 @@
 """`distill` stage: one teacher -> student run with one distiller and one strategy.
 
-`build_distillation` assembles everything a run needs (data, teacher, student, distiller,
-step, schedules) so the sensitivity stage can reuse it with its own run and callbacks;
-`run_distill` adds the DVC outputs (checkpoint, metrics JSON, plot CSVs) and MLflow artifacts.
+The run itself is built by sakd.build; this module adds what belongs to the pipeline: the
+teacher checkpoint it loads, the checkpoint path, the MLflow run, and the DVC outputs.
+`build_distillation` is shared with the sensitivity stage (its trials).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from pipeline.decisions import write_decision_grid
 from pipeline.errors import UserError
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout, run_key
-from pipeline.settings import (
-    data_options,
-    git_commit,
-    make_tracker,
-    resolve_device,
-    seed_everything,
-)
+from pipeline.settings import git_commit, make_tracker, resolve_device
 from pipeline.trained import load_trained
+from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash
 from sakd.configschema import flatten
-from sakd.data import build_loaders
-from sakd.distillers import create_distiller, distiller_options
-from sakd.models import create_model
-from sakd.spots import make_tau_schedule, tau_total
+from sakd.models import SpotNet, create_model
 from sakd.tracking import Tracker
-from sakd.train.distill_step import DistillStep, StepConfig, build_distill_step
-from sakd.train.evaluate import evaluate
 from sakd.train.loop import RunSpec, TrainingJob, fit
-from sakd.train.runtime import autocast_enabled, place_model
 
 
 @dataclass
 class Distillation:
-    """A ready-to-fit distillation run."""
+    """A ready-to-fit distillation run with its tracking tags and params."""
 
     job: TrainingJob
-    step: DistillStep
-    test_loader: Any
-    info: Any  # sakd.data.DatasetInfo (mean/std to show images)
+    run: Run
     tags: dict[str, str]
     params: dict[str, Any]
 
-
-def step_config(cfg: DistillConfig, distiller: str, student: str) -> StepConfig:
-    return StepConfig(
-        beta1=cfg.beta1, beta2=cfg.beta2_for(distiller), beta3=cfg.beta3, kd_T=cfg.kd_T,
-        routing_loss=cfg.routing_loss, gamma=cfg.gamma, policy_init=cfg.policy_init,
-        teacher_trainable=cfg.teacher_trainable, lr=cfg.lr_for(student),
-        momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-        router_lr_ratio=cfg.router_lr_ratio, router_weight_decay=cfg.router_weight_decay,
-    )
+    @property
+    def step(self):
+        return self.run.step
 
 
-def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:
-    """The options of `name` that the config sets (CRD memory sizes, FT pretraining)."""
-    available = {
-        "num_samples": lambda: train_loader.num_samples,
-        "labels": lambda: train_loader.labels,
-        "nce_k": lambda: cfg.crd.nce_k,
-        "feat_dim": lambda: cfg.crd.feat_dim,
-        "nce_t": lambda: cfg.crd.nce_t,
-        "nce_momentum": lambda: cfg.crd.nce_momentum,
-        "pretrain_epochs": lambda: cfg.ft.pretrain_epochs,
-    }
-    return {k: available[k]() for k in distiller_options(name) if k in available}
+def _teacher_factory(params: Params, root: Path, arch: str) -> Callable[[int], SpotNet]:
+    """The teacher for a dataset of n classes: the pretrained one, or a fresh network for
+    Table VIII's `scratch` mode."""
+    path = Layout(root, params.data.dataset).pretrained(arch)
 
+    def make(num_classes: int) -> SpotNet:
+        if params.distill.teacher_trainable == "scratch":
+            return create_model(arch, num_classes)
+        teacher, state = load_trained(path, "model", f"pretrain@{arch}")
+        if state["num_classes"] != num_classes:
+            raise UserError(f"teacher {path} has {state['num_classes']} classes but "
+                            f"{params.data.dataset} has {num_classes}")
+        return teacher
 
-def _teacher(params: Params, root: Path, arch: str, num_classes: int):
-    """The pretrained teacher; Table VIII's `scratch` mode starts from random weights."""
-    layout = Layout(root, params.data.dataset)
-    if params.distill.teacher_trainable == "scratch":
-        return create_model(arch, num_classes)
-    teacher, state = load_trained(layout.pretrained(arch), "model", f"pretrain@{arch}")
-    if state["num_classes"] != num_classes:
-        raise UserError(
-            f"teacher {layout.pretrained(arch)} has {state['num_classes']} classes but "
-            f"{params.data.dataset} has {num_classes}"
-        )
-    return teacher
+    return make
 
 
 def build_distillation(
-    params: Params,
-    root: Path,
-    teacher_arch: str,
-    student_arch: str,
-    distiller_name: str,
-    strategy: str,
-    seed: int,
-    checkpoint_path: Path,
-    cfg: DistillConfig | None = None,
+    params: Params, root: Path, teacher_arch: str, student_arch: str, distiller_name: str,
+    strategy: str, seed: int, checkpoint_path: Path, cfg: DistillConfig | None = None,
     progress: bool = True,
 ) -> Distillation:
     """Assemble a distillation run; `cfg` overrides params.distill (the tuner's trials)."""
     cfg = cfg or params.distill
     data = params.data
-    device = resolve_device(params.runtime)
-    seed_everything(seed, params.runtime.deterministic)
-    train_loader, test_loader, info = build_loaders(
-        data.dataset, root / data.root, batch_size=cfg.batch_size, device=device, seed=seed,
-        num_workers=data.workers, channels_last=params.runtime.channels_last,
-        **data_options(params),
-    )
-    rt = params.runtime
-    placement = {"channels_last": rt.channels_last, "compile": rt.compile}
-    autocast = autocast_enabled(rt.autocast, device)
-    teacher = place_model(_teacher(params, root, teacher_arch, info.num_classes), device,
-                          **placement)
-    student = place_model(create_model(student_arch, info.num_classes), device, **placement)
-    example_x = next(iter(test_loader))[0][:2]
-    with torch.no_grad():
-        feats_s = student.eval()(example_x, return_features=True)[0]
-        feats_t = teacher.eval()(example_x, return_features=True)[0]
-    student.train()
-    distiller = create_distiller(
-        distiller_name, feats_s, feats_t, **_distiller_kwargs(distiller_name, cfg, train_loader)
-    )
-    tau_cfg = cfg.tau
-    total = tau_total(tau_cfg.per, cfg.epochs, len(train_loader))
-    tau_of = make_tau_schedule(tau_cfg.schedule, tau_cfg.tau0, tau_cfg.tau_min, total)
-    step = build_distill_step(
-        student, teacher, distiller, strategy, example_x,
-        step_config(cfg, distiller_name, student_arch), tau=tau_of(0), autocast=autocast,
-        channels_last=rt.channels_last,
-    )
-    schedulers = {
-        name: torch.optim.lr_scheduler.MultiStepLR(opt, cfg.milestones, gamma=cfg.lr_decay)
-        for name, opt in step.optimizers.items()
-    }
-    driver = TauDriver(step, tau_of, len(train_loader), tau_cfg.per)
+    run = build_distill_run(params, root / data.root, resolve_device(params.runtime),
+                            _teacher_factory(params, root, teacher_arch), student_arch,
+                            distiller_name, strategy, seed, cfg)
+    step = run.step
     job = TrainingJob(
-        step=driver,
-        train_loader=train_loader,
-        evaluate=lambda: evaluate(student, test_loader, autocast=autocast),
-        epochs=cfg.epochs,
-        modules=step.modules_to_checkpoint(),
-        optimizers=step.optimizers,
-        schedulers=schedulers,
-        checkpoint_path=checkpoint_path,
+        step=step, train_loader=run.train_loader, evaluate=run.evaluate, epochs=cfg.epochs,
+        modules=step.modules_to_checkpoint(), optimizers=run.optimizers,
+        schedulers=run.schedulers, checkpoint_path=checkpoint_path,
         config_hash=config_hash(data, cfg, teacher_arch, student_arch, distiller_name,
                                 strategy, seed),
         metadata={
-            "arch": student_arch, "num_classes": info.num_classes, "dataset": data.dataset,
+            "arch": student_arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
             "teacher": teacher_arch, "distiller": distiller_name, "strategy": strategy,
             "seed": seed, "spot_names": step.spot_names,
         },
-        on_epoch_start=lambda epoch: _start_epoch(epoch, driver, distiller, teacher,
-                                                  train_loader),
-        summarize=lambda means: summarize(means, step.spot_names),
+        on_epoch_start=lambda epoch: step.start_epoch(epoch, run.train_loader),
+        summarize=step.epoch_metrics,
         progress=progress,
     )
     tags = {
@@ -167,52 +93,9 @@ def build_distillation(
     run_params = {
         **flatten(data, "data"), **flatten(cfg, "distill"), "teacher": teacher_arch,
         "student": student_arch, "distiller": distiller_name, "strategy": strategy,
-        "seed": seed, "beta2_effective": step.cfg.beta2,
+        "seed": seed, "beta2_effective": step.beta2,
     }
-    return Distillation(job, step, test_loader, info, tags, run_params)
-
-
-def _start_epoch(epoch: int, driver: TauDriver, distiller, teacher, train_loader):
-    """Epoch 0 only happens on a fresh start: the distiller's own phase (FT's paraphraser
-    pretraining) runs there, so a resumed run restores it from the checkpoint instead."""
-    if epoch == 0:
-        distiller.prepare(teacher, train_loader)
-    return driver.start_epoch(epoch)
-
-
-class TauDriver:
-    """Sets the Gumbel temperature per epoch or per step, then runs the step.
-
-    Stateless across resume: the position is recomputed from the epoch at each epoch start.
-    """
-
-    def __init__(self, step: DistillStep, tau_of, steps_per_epoch: int, per: str) -> None:
-        self.step, self.tau_of, self.per = step, tau_of, per
-        self.steps_per_epoch = steps_per_epoch
-        self.t = 0
-
-    def start_epoch(self, epoch: int) -> dict[str, float]:
-        self.t = epoch * self.steps_per_epoch if self.per == "step" else epoch
-        self.step.set_tau(self.tau_of(self.t))
-        return {"tau": self.step.tau}
-
-    def __call__(self, x, y, index):
-        if self.per == "step":
-            self.step.set_tau(self.tau_of(self.t))
-            self.t += 1
-        return self.step(x, y, index)
-
-
-def summarize(means: dict[str, torch.Tensor], spot_names: list[str]) -> dict[str, float]:
-    """Per-epoch metrics: loss terms and route/p_distill/<spot> (Fig. 3's curves)."""
-    out = {f"train/{k}": float(means[k]) for k in ("ce", "kd", "distill", "routing")}
-    if "teacher_ce" in means:
-        out["train/teacher_ce"] = float(means["teacher_ce"])
-    for name, p in zip(spot_names, means["p_distill"].tolist(), strict=True):
-        out[f"route/p_distill/{name}"] = p
-    for name, loss in zip(spot_names[:-1], means["distill_spots"].tolist(), strict=True):
-        out[f"train/distill/{name}"] = loss
-    return out
+    return Distillation(job, run, tags, run_params)
 
 
 def run_distill(
@@ -226,7 +109,7 @@ def run_distill(
     d = build_distillation(params, root, teacher, student, distiller, strategy, seed, ckpt,
                            progress=progress)
     tracker = tracker or make_tracker(params, root)
-    run = RunSpec(
+    spec = RunSpec(
         experiment=f"{params.tracking.experiment_prefix}-distill",
         name=f"{params.data.dataset}/{key}", tags=d.tags, params=d.params,
     )
@@ -235,13 +118,13 @@ def run_distill(
 
     def finish(history: list[dict]) -> None:
         metrics.update(accuracy_summary(history))  # numbers only; the path names the run
-        route_cols = [f"route/p_distill/{n}" for n in d.step.spot_names]
+        spot_names = d.step.spot_names
         write_csv(plots / "curves.csv", history, [*CURVE_COLUMNS, "tau", "train/ce",
                                                    "train/kd", "train/distill", "train/routing"])
         write_csv(plots / "route.csv",
-                  [{"epoch": h["epoch"], **{c.rsplit("/", 1)[1]: h[c] for c in route_cols}}
+                  [{"epoch": h["epoch"], **{n: h[f"route/p_distill/{n}"] for n in spot_names}}
                    for h in history],
-                  ["epoch", *d.step.spot_names])
+                  ["epoch", *spot_names])
         write_json(layout.distill_metrics(key), metrics)
         tracker.log_metrics({"final/top1": metrics["top1"], "final/top5": metrics["top5"]},
                             step=d.job.epochs)
@@ -249,10 +132,10 @@ def run_distill(
         tracker.log_artifact(plots / "route.csv", "plots")
         if params.distill.decision_grid:
             with tempfile.TemporaryDirectory() as tmp:
-                for path in write_decision_grid(d.step, d.test_loader, d.info,
+                for path in write_decision_grid(d.step, d.run.test_loader, d.run.info,
                                                 params.distill.decision_grid, Path(tmp)):
                     tracker.log_artifact(path, "decisions")
         tracker.log_artifact(ckpt, "checkpoint")
 
-    fit(d.job, tracker, run, on_finish=finish)
+    fit(d.job, tracker, spec, on_finish=finish)
     return metrics

@@ -6,22 +6,12 @@ from pathlib import Path
 
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout
-from pipeline.settings import (
-    data_options,
-    git_commit,
-    make_tracker,
-    resolve_device,
-    seed_everything,
-)
+from pipeline.settings import git_commit, make_tracker, resolve_device
+from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash
 from sakd.configschema import flatten
-from sakd.data import build_loaders
-from sakd.models import create_model
 from sakd.tracking import Tracker
-from sakd.train.evaluate import evaluate
-from sakd.train.loop import RunSpec, TrainingJob, fit, multistep_sgd
-from sakd.train.runtime import autocast_enabled, place_model
-from sakd.train.supervised import SupervisedStep
+from sakd.train.loop import RunSpec, TrainingJob, fit
 
 
 def run_pretrain(
@@ -34,32 +24,14 @@ def run_pretrain(
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
-    device = resolve_device(params.runtime)
-    seed_everything(cfg.seed, params.runtime.deterministic)
-    train_loader, test_loader, info = build_loaders(
-        data.dataset, root / data.root, batch_size=cfg.batch_size, device=device, seed=cfg.seed,
-        num_workers=data.workers, channels_last=params.runtime.channels_last,
-        **data_options(params),
-    )
-    model = place_model(create_model(arch, info.num_classes), device,
-                        channels_last=params.runtime.channels_last, compile=params.runtime.compile)
-    autocast = autocast_enabled(params.runtime.autocast, device)
-    opt, sched = multistep_sgd(
-        model.parameters(), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
-        cfg.milestones, cfg.lr_decay,
-    )
+    run = build_supervised_run(params, root / data.root, resolve_device(params.runtime), arch)
     ckpt = layout.pretrained(arch)
     job = TrainingJob(
-        step=SupervisedStep(model, opt, autocast=autocast),
-        train_loader=train_loader,
-        evaluate=lambda: evaluate(model, test_loader, autocast=autocast),
-        epochs=cfg.epochs,
-        modules={"model": model},
-        optimizers={"model": opt},
-        schedulers={"model": sched},
-        checkpoint_path=ckpt,
+        step=run.step, train_loader=run.train_loader, evaluate=run.evaluate,
+        epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
+        schedulers=run.schedulers, checkpoint_path=ckpt,
         config_hash=config_hash(data, cfg, arch),
-        metadata={"arch": arch, "num_classes": info.num_classes, "dataset": data.dataset},
+        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset},
         progress=progress,
     )
     tags = {

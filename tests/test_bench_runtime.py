@@ -6,9 +6,10 @@ import copy
 
 import torch
 
+from sakd.build import build_distill_step
+from sakd.config import DistillConfig
 from sakd.distillers import create_distiller
 from sakd.models import create_model
-from sakd.train.distill_step import StepConfig, build_distill_step
 from sakd.train.runtime import autocast_enabled, place_model, to_memory_format
 
 CLASSES = 5
@@ -26,7 +27,7 @@ def _step(channels_last: bool = False, autocast: bool = False, distiller: str = 
     student.train()
     step = build_distill_step(
         student, teacher, create_distiller(distiller, feats_s, feats_t), "adaptive", x[:2],
-        StepConfig(weight_decay=0.0, router_weight_decay=0.0), tau=2.0,
+        DistillConfig(weight_decay=0.0, router_weight_decay=0.0), tau=2.0,
         generator=torch.Generator().manual_seed(3), autocast=autocast,
         channels_last=channels_last,
     )

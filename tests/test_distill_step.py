@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
+from sakd.build import build_distill_step
+from sakd.config import ConfigError, DistillConfig, load_params
 from sakd.distillers.base import Distiller
 from sakd.models.base import SpotNet
 from sakd.registry import UnknownNameError
 from sakd.spots import DISTILL, gumbel_noise
-from sakd.train.distill_step import DistillStep, StepConfig, build_distill_step
+from sakd.train.distill_step import DistillStep
 from tests.tinynets import TinyNet, conv_block
 
 B, CLASSES = 16, 5
@@ -52,7 +56,8 @@ class TinyDistiller(Distiller):
         return torch.stack(losses) if losses else feats_s[0].new_zeros(0)
 
 
-def _setup(spots=(1, 2), strategy="adaptive", seed=0, cfg=None, tau=5.0, gen_seed=None):
+def _setup(spots=(1, 2), strategy="adaptive", seed=0, cfg=None, tau=5.0, gen_seed=None,
+           beta2=None):
     torch.manual_seed(seed)
     student = TinyNet(2, strides=(2, 2))
     teacher = TinyNet(4, strides=(1, 4))  # block1 maps twice the student's: strided adapters
@@ -61,9 +66,17 @@ def _setup(spots=(1, 2), strategy="adaptive", seed=0, cfg=None, tau=5.0, gen_see
     distiller = TinyDistiller(list(spots), student, teacher, x[:2])
     gen = None if gen_seed is None else torch.Generator().manual_seed(gen_seed)
     step = build_distill_step(
-        student, teacher, distiller, strategy, x[:2], cfg or StepConfig(), tau=tau, generator=gen
+        student, teacher, distiller, strategy, x[:2], cfg or DistillConfig(), tau=tau,
+        generator=gen, beta2=beta2,
     )
     return step, x, y
+
+
+def _params_with(**distill) -> dict:
+    """The repository's params.yaml with some distill keys replaced."""
+    raw = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    raw["distill"].update(distill)
+    return raw
 
 
 def _force_policy(step: DistillStep, distill: list[bool]) -> None:
@@ -82,7 +95,7 @@ def _grads(params) -> list[torch.Tensor | None]:
 
 # ----------------------------------------------------------------------------- builder
 def test_builder_wires_optimisers_modules_and_spot_names():
-    cfg = StepConfig(lr=0.1)
+    cfg = DistillConfig(lr=0.1)
     step, _, _ = _setup(cfg=cfg)
     assert step.spot_names == ["spot2", "spot3", "logits"]
     assert list(step.optimizers) == ["student", "router"]  # the loop reads lr from the first
@@ -112,12 +125,12 @@ def test_builder_for_strategies_without_policy():
 def test_builder_rejects_bad_names_and_pairs():
     with pytest.raises(UnknownNameError, match="adaptive, always"):
         _setup(strategy="sometimes")
-    with pytest.raises(ValueError, match=r"routing_loss.*paper, reference"):
-        StepConfig(routing_loss="authors")
-    with pytest.raises(ValueError, match="teacher_trainable"):
-        StepConfig(teacher_trainable="yes")
-    with pytest.raises(ValueError, match="-1"):
-        StepConfig(beta3=-1)
+    # bad settings are stopped by the config, naming the key, before any step is built
+    for key, value, says in (("routing_loss", "authors", "reference"),
+                             ("teacher_trainable", "yes", "frozen"), ("beta3", -1, "0")):
+        with pytest.raises(ConfigError, match=rf"distill\.{key}") as err:
+            load_params(_params_with(**{key: value}))
+        assert says in str(err.value)
     student, teacher = TinyNet(2), TinyNet(4)
     teacher.stages.insert(1, conv_block(4, 4, 1))  # one more feature spot
     x = torch.randn(2, 3, 8, 8)
@@ -128,7 +141,7 @@ def test_builder_rejects_bad_names_and_pairs():
 
 def test_beta2_defaults_to_the_distiller_table_value():
     assert _setup()[0].beta2 == 2.0
-    assert _setup(cfg=StepConfig(beta2=0.5))[0].beta2 == 0.5
+    assert _setup(beta2=0.5)[0].beta2 == 0.5
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -182,7 +195,7 @@ def test_random_distills_about_half_of_samples_and_spots():
 
 
 def test_distill_policy_init_starts_by_distilling_everywhere():
-    step, x, y = _setup(cfg=StepConfig(policy_init="distill"), gen_seed=0)
+    step, x, y = _setup(cfg=DistillConfig(policy_init="distill"), gen_seed=0)
     assert torch.equal(step(x, y)["p_distill"], torch.ones(3))
 
 
@@ -306,7 +319,7 @@ def _algorithm1(student, teacher, distiller, policy, routing, x, y, noise, tau, 
 
 @pytest.mark.parametrize("spots", [(1, 2), (3,), (0, 2), ()])
 def test_step_matches_a_plain_algorithm1(spots):
-    cfg = StepConfig(beta1=0.7, beta3=1.3, weight_decay=0.0, router_weight_decay=0.0)
+    cfg = DistillConfig(beta1=0.7, beta3=1.3, weight_decay=0.0, router_weight_decay=0.0)
     step, x, y = _setup(spots=spots, cfg=cfg, tau=2.5, gen_seed=11)
     ref = {
         "student": copy.deepcopy(step.student),
@@ -344,7 +357,7 @@ def test_step_matches_a_plain_algorithm1(spots):
 
 
 def test_reference_routing_loss_mode_runs_the_authors_objective():
-    cfg = StepConfig(routing_loss="reference", gamma=2.0)
+    cfg = DistillConfig(routing_loss="reference", gamma=2.0)
     step, x, y = _setup(cfg=cfg, gen_seed=6)
     sp = step.forward_student(x, y)
     routed = step.routing(step.student, step.teacher, x, sp.w, sp.teacher_first)
@@ -358,7 +371,7 @@ def test_reference_routing_loss_mode_runs_the_authors_objective():
 
 # ----------------------------------------------------------------------------- teacher modes
 def test_trainable_teacher_learns_only_from_its_own_cross_entropy():
-    step, x, y = _setup(cfg=StepConfig(teacher_trainable="pretrained"), gen_seed=7)
+    step, x, y = _setup(cfg=DistillConfig(teacher_trainable="pretrained"), gen_seed=7)
     teacher_ref = copy.deepcopy(step.teacher).train()
     ids = {id(p) for p in step.optimizers["student"].param_groups[0]["params"]}
     assert all(id(p) in ids for p in step.teacher.parameters())
@@ -436,7 +449,7 @@ def test_step_matches_a_plain_algorithm1_on_zoo_models(teacher_name, student_nam
         feats_s, _ = student.eval()(x[:2], return_features=True)
         feats_t, _ = teacher.eval()(x[:2], return_features=True)
     distiller = create_distiller(distiller_name, feats_s, feats_t)
-    cfg = StepConfig(weight_decay=0.0, router_weight_decay=0.0)
+    cfg = DistillConfig(weight_decay=0.0, router_weight_decay=0.0)
     step = build_distill_step(
         student,
         teacher,

@@ -7,9 +7,10 @@ import copy
 import pytest
 import torch
 
+from sakd.build import build_distill_step
+from sakd.config import DistillConfig
 from sakd.distillers import create_distiller, list_distillers
 from sakd.models import create_model
-from sakd.train.distill_step import StepConfig, build_distill_step
 
 CLASSES, B, N_DATA = 10, 8, 32
 
@@ -30,7 +31,7 @@ def _build(teacher_name: str, student_name: str, distiller_name: str, strategy: 
         feats_t, _ = teacher.eval()(x[:2], return_features=True)
     distiller = create_distiller(distiller_name, feats_s, feats_t, **_options(distiller_name))
     step = build_distill_step(
-        student, teacher, distiller, strategy, x[:2], StepConfig(lr=0.01), generator=None
+        student, teacher, distiller, strategy, x[:2], DistillConfig(lr=0.01), generator=None
     )
     return step, x, y, index
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from sakd.build import build_distill_step
+from sakd.config import DistillConfig
 from sakd.distillers import create_distiller
 from sakd.models import create_model
 from sakd.spots.eval_fold import EvalFoldedNet
-from sakd.train.distill_step import StepConfig, build_distill_step
 
 
 def _randomise_bn(model: nn.Module) -> nn.Module:
@@ -88,7 +89,7 @@ def _step(fold: bool):
     student.train()
     step = build_distill_step(
         student, teacher, create_distiller("at", feats_s, feats_t), "adaptive", x[:2],
-        StepConfig(), tau=2.0, generator=torch.Generator().manual_seed(4), fold_batchnorm=fold,
+        DistillConfig(), tau=2.0, generator=torch.Generator().manual_seed(4), fold_batchnorm=fold,
     )
     return step, x, y
 

@@ -87,3 +87,36 @@ def tau_total(per: str, epochs: int, steps_per_epoch: int) -> int:
     if per not in TAU_UNITS:
         raise ValueError(f"tau schedule unit must be one of {', '.join(TAU_UNITS)}; got {per!r}")
     return TAU_UNITS[per](epochs, steps_per_epoch)
+
+
+class TauClock:
+    """Where tau is decayed during a run: the run's position on its schedule.
+
+    Per epoch, `start_epoch` sets tau once per epoch; per step, `tick` gives the temperature of
+    each iteration in turn. The position is recomputed from the epoch at every epoch start, so a
+    resumed run continues on the same curve without storing anything.
+    """
+
+    def __init__(self, schedule: Callable[[int], float], per: str, steps_per_epoch: int) -> None:
+        if per not in TAU_UNITS:
+            raise ValueError(f"tau unit must be one of {', '.join(TAU_UNITS)}; got {per!r}")
+        self.schedule, self.per, self.steps_per_epoch = schedule, per, steps_per_epoch
+        self.t = 0
+
+    @classmethod
+    def constant(cls, tau: float) -> TauClock:
+        """A fixed temperature (tests, benchmarks, the authors' code at 5)."""
+        return cls(make_tau_schedule("constant", tau, tau, 1), "epoch", 1)
+
+    def start_epoch(self, epoch: int) -> float:
+        """tau for the start of `epoch` (0-based)."""
+        self.t = epoch * self.steps_per_epoch if self.per == "step" else epoch
+        return self.schedule(self.t)
+
+    def tick(self) -> float | None:
+        """The next iteration's tau when tau moves per step; None when it moves per epoch."""
+        if self.per != "step":
+            return None
+        tau = self.schedule(self.t)
+        self.t += 1
+        return tau

@@ -35,12 +35,14 @@ from typing import Any
 
 import torch
 
+from sakd.build import build_distill_step
+from sakd.config import DistillConfig
 from sakd.data.device_loader import DeviceLoader
 from sakd.data.info import AugmentSpec
 from sakd.distillers import create_distiller, distiller_options
 from sakd.models import create_model
 from sakd.spots import list_strategies
-from sakd.train.distill_step import DistillStep, StepConfig, build_distill_step
+from sakd.train.distill_step import DistillStep
 from sakd.train.runtime import autocast_enabled, place_model
 
 DEFAULT_STRATEGIES = ("never", "always", "adaptive")
@@ -239,7 +241,7 @@ def build_step(
     distiller = create_distiller(cfg.distiller, feats_s, feats_t, **options)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     return build_distill_step(
-        student, teacher, distiller, strategy, example_x, StepConfig(), generator=generator,
+        student, teacher, distiller, strategy, example_x, DistillConfig(), generator=generator,
         autocast=autocast_enabled(cfg.autocast, device), channels_last=cfg.channels_last,
         fold_batchnorm=cfg.fold_batchnorm,
     )

@@ -234,12 +234,3 @@ def _train_epochs(
             f"{metrics['epoch_time_s']:.1f}s"
         )
     return history
-
-
-def multistep_sgd(
-    params: Iterable, lr: float, momentum: float, weight_decay: float,
-    milestones: list[int], gamma: float,
-) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]:
-    """SGD + multi-step decay, stepped once per epoch (the paper's schedule)."""
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)

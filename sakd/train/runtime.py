@@ -60,3 +60,14 @@ def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     if channels_last and x.dim() == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python and torch; on CPU the run is then bit-reproducible."""
+    import random
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic

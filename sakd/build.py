@@ -1,0 +1,243 @@
+"""One builder: a validated config -> a ready run (networks, distiller, strategy, policy,
+adapters, optimisers, schedulers, loaders).
+
+The distill and pretrain stages, the sensitivity trials, `sakd bench` and the tests all build
+their runs here, so a run is assembled the same way wherever it comes from. Nothing here knows
+of params.yaml paths or MLflow: the caller hands in the data folder, the device and (for
+distillation) the teacher network it loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sakd.config import DistillConfig, Params
+from sakd.data import DatasetInfo, build_loaders
+from sakd.distillers import Distiller, create_distiller, distiller_options
+from sakd.models import create_model
+from sakd.models.base import SpotNet
+from sakd.spots.policy import PolicyNet
+from sakd.spots.routing import RoutingNetwork, eval_mode
+from sakd.spots.strategies import create_strategy
+from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
+from sakd.train.distill_step import TEACHER_TRAINABLE, DistillStep, _unique_parameters
+from sakd.train.evaluate import evaluate
+from sakd.train.runtime import autocast_enabled, place_model, seed_everything
+from sakd.train.supervised import SupervisedStep
+
+Schedulers = dict[str, torch.optim.lr_scheduler.LRScheduler]
+
+
+# ---------------------------------------------------------------------------- the SAKD step
+def build_distill_step(
+    student: SpotNet,
+    teacher: SpotNet,
+    distiller: Distiller,
+    strategy_name: str,
+    example_x: torch.Tensor,
+    cfg: DistillConfig | None = None,
+    *,
+    lr: float | None = None,
+    beta2: float | None = None,
+    tau: float | None = None,
+    steps_per_epoch: int = 1,
+    generator: torch.Generator | None = None,
+    autocast: bool = False,
+    channels_last: bool = False,
+    fold_batchnorm: bool = True,
+) -> DistillStep:
+    """A DistillStep for `strategy_name`, with its policy, adapters and optimisers.
+
+    `example_x`: a small batch on the training device (>= 2 samples; only shapes are read) to
+    size the policy and adapters. `lr` defaults to cfg.lr, `beta2` to the config's value for
+    the distiller (else its Table II default); `tau` fixes the temperature, else cfg.tau's
+    schedule runs over cfg.epochs x `steps_per_epoch`. A frozen teacher is put in eval mode
+    with requires_grad off. Place the networks on their device and memory format first (the
+    BN-folded views copy conv weights).
+    """
+    cfg = cfg or DistillConfig()
+    strategy = create_strategy(strategy_name)
+    _check_pair(student, teacher, distiller)
+    trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
+    teacher.requires_grad_(trainable)
+    if not trainable:
+        teacher.eval()
+    policy = routing = None
+    if strategy.uses_policy:
+        feats_s, feats_t = _example_features((student, teacher), example_x)
+        embed_t, embed_s = feats_t[-1].flatten(1), feats_s[-1].flatten(1)
+        policy = PolicyNet(embed_t.shape[1], embed_s.shape[1], len(distiller.spots) + 1,
+                           init=cfg.policy_init)
+        policy.to(device=embed_s.device, dtype=embed_s.dtype)
+        routing = RoutingNetwork.from_examples(distiller.spots, feats_s, feats_t)
+        if channels_last:
+            routing.to(memory_format=torch.channels_last)
+    if channels_last:
+        distiller.to(memory_format=torch.channels_last)
+    lr = cfg.lr if lr is None else lr
+    trained = _unique_parameters(student, distiller, teacher if trainable else None)
+    trained = [p for p in trained if p.requires_grad]
+    optimizers = {"student": _sgd(trained, lr, cfg.momentum, cfg.weight_decay)}
+    if strategy.uses_policy:
+        optimizers["router"] = _sgd(_unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
+                                    cfg.momentum, cfg.router_weight_decay)
+    return DistillStep(
+        student, teacher, distiller, strategy, cfg, optimizers,
+        _tau_clock(cfg, tau, steps_per_epoch),
+        beta2=cfg.beta2.get(distiller.name, distiller.default_beta) if beta2 is None else beta2,
+        policy=policy, routing=routing, generator=generator, autocast=autocast,
+        fold_batchnorm=fold_batchnorm,
+    )
+
+
+def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequence[int],
+                  decay: float) -> Schedulers:
+    """The paper's multi-step decay (x decay at each milestone epoch) for every optimiser."""
+    return {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=decay)
+            for name, opt in optimizers.items()}
+
+
+def _sgd(params: list[nn.Parameter], lr: float, momentum: float,
+         weight_decay: float) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _tau_clock(cfg: DistillConfig, tau: float | None, steps_per_epoch: int) -> TauClock:
+    if tau is not None:
+        return TauClock.constant(tau)
+    t = cfg.tau
+    total = tau_total(t.per, cfg.epochs, steps_per_epoch)
+    return TauClock(make_tau_schedule(t.schedule, t.tau0, t.tau_min, total), t.per,
+                    steps_per_epoch)
+
+
+def _check_pair(student: SpotNet, teacher: SpotNet, distiller: Distiller) -> None:
+    if student.num_features != teacher.num_features:
+        raise ValueError(
+            f"teacher has {teacher.num_features} feature spots and student "
+            f"{student.num_features}: distillation spots pair block k with block k, so both "
+            "networks need the same block structure"
+        )
+    spots = list(distiller.spots)
+    if spots != sorted(set(spots)) or any(not 0 <= k < student.num_features for k in spots):
+        raise ValueError(
+            f"distiller {type(distiller).__name__} spots {spots} must be increasing feature "
+            f"indices in [0, {student.num_features - 1}]"
+        )
+
+
+def _example_features(nets: Sequence[SpotNet], example_x: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Features of each net for a probe batch, in eval mode under no_grad (no BN update)."""
+    with torch.no_grad(), eval_mode(*nets):
+        return [net(example_x, return_features=True)[0] for net in nets]
+
+
+# ---------------------------------------------------------------------------- whole runs
+def data_options(params: Params) -> dict[str, Any]:
+    """The dataset's own options from params.data (what fetch_dataset/build_loaders take)."""
+    data = params.data
+    if data.dataset == "imagenet":
+        return {"path": data.imagenet_path}
+    if data.dataset == "digits":
+        return {"test_fraction": data.test_fraction, "split_seed": data.split_seed}
+    return {}
+
+
+@dataclass
+class Run:
+    """A ready run: what the epoch loop needs, plus the data and nets around it."""
+
+    step: Any  # DistillStep or SupervisedStep
+    model: nn.Module  # the network being trained (the student)
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: Schedulers
+    train_loader: Any
+    test_loader: Any
+    info: DatasetInfo
+    autocast: bool
+
+    def evaluate(self) -> dict[str, float]:
+        """Top-1/top-5 of the trained network on the evaluation split."""
+        return evaluate(self.model, self.test_loader, autocast=self.autocast)
+
+
+def _loaders(params: Params, data_root: Path, device: torch.device, batch_size: int,
+             seed: int):
+    data = params.data
+    return build_loaders(
+        data.dataset, data_root, batch_size=batch_size, device=device, seed=seed,
+        num_workers=data.workers, channels_last=params.runtime.channels_last,
+        **data_options(params),
+    )
+
+
+def _place(params: Params, model: nn.Module, device: torch.device) -> nn.Module:
+    rt = params.runtime
+    return place_model(model, device, channels_last=rt.channels_last, compile=rt.compile)
+
+
+def build_supervised_run(params: Params, data_root: Path, device: torch.device,
+                         arch: str) -> Run:
+    """Supervised training of `arch` alone (teachers and the paper's S row)."""
+    cfg = params.pretrain
+    seed_everything(cfg.seed, params.runtime.deterministic)
+    train_loader, test_loader, info = _loaders(params, data_root, device, cfg.batch_size,
+                                               cfg.seed)
+    model = _place(params, create_model(arch, info.num_classes), device)
+    autocast = autocast_enabled(params.runtime.autocast, device)
+    opt = _sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay)
+    optimizers = {"model": opt}
+    step = SupervisedStep(model, opt, autocast=autocast)
+    return Run(step, model, optimizers, lr_schedulers(optimizers, cfg.milestones, cfg.lr_decay),
+               train_loader, test_loader, info, autocast)
+
+
+def build_distill_run(
+    params: Params, data_root: Path, device: torch.device,
+    teacher: SpotNet | Callable[[int], SpotNet],
+    student_arch: str, distiller_name: str, strategy: str, seed: int,
+    cfg: DistillConfig | None = None,
+) -> Run:
+    """A distillation run of `teacher` -> a fresh `student_arch` (`cfg` overrides
+    params.distill: the tuner's trials). `teacher` is a network, or a function of the
+    dataset's class count that returns one; it is placed on the device here."""
+    cfg = cfg or params.distill
+    seed_everything(seed, params.runtime.deterministic)
+    train_loader, test_loader, info = _loaders(params, data_root, device, cfg.batch_size, seed)
+    if not isinstance(teacher, nn.Module):
+        teacher = teacher(info.num_classes)
+    teacher = _place(params, teacher, device)
+    student = _place(params, create_model(student_arch, info.num_classes), device)
+    example_x = next(iter(test_loader))[0][:2]
+    feats_s, feats_t = _example_features((student, teacher), example_x)
+    distiller = create_distiller(distiller_name, feats_s, feats_t,
+                                 **_distiller_kwargs(distiller_name, cfg, train_loader))
+    autocast = autocast_enabled(params.runtime.autocast, device)
+    step = build_distill_step(
+        student, teacher, distiller, strategy, example_x, cfg, lr=cfg.lr_for(student_arch),
+        steps_per_epoch=len(train_loader), autocast=autocast,
+        channels_last=params.runtime.channels_last,
+    )
+    return Run(step, student, step.optimizers,
+               lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay),
+               train_loader, test_loader, info, autocast)
+
+
+def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:
+    """The distiller's declared options from the config, plus what it reads off the data."""
+    available = {
+        "num_samples": lambda: train_loader.num_samples,
+        "labels": lambda: train_loader.labels,
+        "nce_k": lambda: cfg.crd.nce_k,
+        "feat_dim": lambda: cfg.crd.feat_dim,
+        "nce_t": lambda: cfg.crd.nce_t,
+        "nce_momentum": lambda: cfg.crd.nce_momentum,
+        "pretrain_epochs": lambda: cfg.ft.pretrain_epochs,
+    }
+    return {k: available[k]() for k in distiller_options(name) if k in available}
