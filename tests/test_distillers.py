@@ -456,3 +456,9 @@ def test_resolve_spots_rules() -> None:
     assert resolve_spots("blocks", 6) == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="unknown spot rule"):
         resolve_spots("everywhere", 5)
+
+
+def test_forward_rejects_per_batch_inputs_the_method_does_not_take() -> None:
+    fs, ft = student_feats(), teacher_feats()
+    with pytest.raises(ValueError, match=r"input.*contrast_index; it accepts: none"):
+        build("at", fs, ft)(fs, ft, contrast_index=torch.zeros(B, 3, dtype=torch.long))

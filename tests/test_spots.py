@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sakd.layers import Resize
 from sakd.registry import UnknownNameError
 from sakd.spots import (
     DISTILL,
@@ -26,7 +27,6 @@ from sakd.spots import (
     route_decisions,
     tau_total,
 )
-from sakd.spots.adapters import Resize
 from tests.tinynets import TinyNet
 
 

@@ -5,17 +5,24 @@
     losses = distiller(feats_s, feats_t, mask=mask)         # [len(distiller.spots)], unweighted
     loss = default_beta("at") * losses.sum()
 
-`functional` holds the parameter-free losses as pure functions. Importing this package
-registers every method (one module each; the parameter-free ones share a module).
+One module per method (sakd/distillers/<name>.py: its loss functions on top, its registered
+Distiller class below); `functional` indexes all the loss functions. Importing this package
+imports every method module in the list below, which fills the registry: a new method is one
+new module plus one name in that list (see CONTRIBUTING.md).
 """
 
-from sakd.distillers import (  # noqa: F401  (imported for their registrations)
+from sakd.distillers import (  # noqa: F401  (method modules: imported to register them)
+    at,
     cc,
     crd,
     fitnet,
     ft,
     functional,
-    parameter_free,
+    kd,
+    nst,
+    pkt,
+    rkd,
+    sp,
     vid,
 )
 from sakd.distillers.base import SPOT_RULES, Distiller, resolve_spots

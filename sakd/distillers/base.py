@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from sakd.distillers.gating import check_mask
+from sakd.distillers.gating import check_mask, gated_mean, spot_gate
 
 # How a distiller names its spots (Table I), resolved against the number of features L:
 #   "hint"       -> [2]            FitNet's hint layer (CRD benchmark hint_layer=2)
@@ -47,7 +47,8 @@ def resolve_spots(rule: str, num_features: int) -> list[int]:
 
 
 class Distiller(nn.Module):
-    """Base class. Subclasses set the class attributes and implement `forward`."""
+    """Base class. Subclasses set the class attributes and implement `spot_loss`, usually
+    through one of the two kinds below (`per_sample` or `subset_loss`)."""
 
     name: ClassVar[str]
     spot_rule: ClassVar[str]
@@ -55,6 +56,7 @@ class Distiller(nn.Module):
     relational: ClassVar[bool] = False
     needs_index: ClassVar[bool] = False  # CRD: the loader must also yield sample indices
     needs_maps: ClassVar[bool] = False  # its spots must be feature maps [B, C, H, W]
+    batch_inputs: ClassVar[tuple[str, ...]] = ()  # extra per-batch tensors forward accepts
 
     def __init__(self, spots: list[int]) -> None:
         super().__init__()
@@ -66,10 +68,24 @@ class Distiller(nn.Module):
     ) -> Distiller:
         """Build from example feature lists of a probe forward (shapes are read off them).
 
-        Default: resolve the spots and pass the options to `__init__` (its keyword-only
-        arguments are the method's options). Methods with learned parts override this.
+        Default: resolve the spots and hand the example features at them to `from_spots`.
         """
-        return cls(resolve_spots(cls.spot_rule, len(feats_s)), **options)
+        spots = resolve_spots(cls.spot_rule, len(feats_s))
+        return cls.from_spots(
+            spots, [feats_s[i] for i in spots], [feats_t[i] for i in spots], **options
+        )
+
+    @classmethod
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor], **options
+    ) -> Distiller:
+        """Build from the example features at the spots (`at_s[k]` is feature `spots[k]`).
+
+        Default: pass the options to `__init__` (its keyword-only arguments are the method's
+        options). Methods with learned parts override this and size them off `at_s`/`at_t`;
+        their keyword-only arguments here are then the options.
+        """
+        return cls(spots, **options)
 
     def checked_mask(
         self, feats_s: list[torch.Tensor], feats_t: list[torch.Tensor], mask: torch.Tensor | None
@@ -91,9 +107,40 @@ class Distiller(nn.Module):
         feats_t: list[torch.Tensor],
         mask: torch.Tensor | None = None,
         index: torch.Tensor | None = None,
+        **inputs: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-spot gated losses, shape [len(self.spots)] (see the module docstring)."""
-        raise NotImplementedError
+        """Per-spot gated losses, shape [len(self.spots)] (see the module docstring).
+
+        The one loop over spots of every method: the checks, the teacher detach, the gate of
+        each spot and the stacking live here; a method only writes `spot_loss`. `index` (the
+        dataset indices of the batch) and `inputs` (the names in `batch_inputs`) are passed on
+        to `spot_loss` for the methods that need them (CRD).
+        """
+        mask = self.checked_mask(feats_s, feats_t, mask)
+        self.check_inputs(index, inputs)
+        extra = dict(inputs, index=index) if self.needs_index else inputs
+        losses = [
+            self.spot_loss(k, feats_s[i], feats_t[i].detach(), spot_gate(mask, k), **extra)
+            for k, i in enumerate(self.spots)
+        ]
+        return self.stack_losses(losses, feats_s[-1])
+
+    def check_inputs(self, index: torch.Tensor | None, inputs: dict[str, torch.Tensor]) -> None:
+        """Fail early on a missing `index` (needs_index) or a per-batch input the method lacks."""
+        if self.needs_index and index is None:
+            raise ValueError(f"{self.name} needs index=<dataset indices of the batch> (its "
+                             "memory bank has one row per training sample)")
+        unknown = sorted(set(inputs) - set(self.batch_inputs))
+        if unknown:
+            accepted = ", ".join(self.batch_inputs) or "none"
+            raise ValueError(f"{self.name}: unknown forward input(s) {', '.join(unknown)}; "
+                             f"it accepts: {accepted}")
+
+    def spot_loss(
+        self, k: int, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Gated loss at the k-th spot of `self.spots` (f_t detached; gate None = all)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement spot_loss")
 
     def student_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters trained by the student's optimiser (learned parts of the method)."""
@@ -102,3 +149,37 @@ class Distiller(nn.Module):
     def prepare(self, teacher: nn.Module, batches: Iterable[torch.Tensor]) -> None:
         """Optional phase before distillation (FT pretrains its paraphraser). Default: nothing."""
         return None
+
+
+class ElementwiseDistiller(Distiller):
+    """A loss that is a batch mean of per-sample terms: gated by sum_i m_i * l_i / B."""
+
+    def per_sample(self, k: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        """Loss of each sample at the k-th spot of `self.spots`, shape [B]."""
+        raise NotImplementedError(f"{type(self).__name__} must implement per_sample")
+
+    def spot_loss(
+        self, k: int, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
+    ) -> torch.Tensor:
+        return gated_mean(self.per_sample(k, f_s, f_t), gate)
+
+
+class RelationalDistiller(Distiller):
+    """A loss over pairs (or triples) of samples: computed on the selected subset, times n/B.
+
+    Subclasses implement `subset_loss(f_s, f_t, gate)`; a parameter-free method just names its
+    masked loss function: `subset_loss = staticmethod(sp_masked)`.
+    """
+
+    relational = True
+
+    def subset_loss(
+        self, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Loss of the subset selected by `gate` (None: all), times n/B."""
+        raise NotImplementedError(f"{type(self).__name__} must implement subset_loss")
+
+    def spot_loss(
+        self, k: int, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
+    ) -> torch.Tensor:
+        return self.subset_loss(f_s, f_t, gate)

@@ -4,17 +4,47 @@ from __future__ import annotations
 
 import torch
 
-from sakd.distillers import functional as L
-from sakd.distillers.adapters import LinearEmbed, flat_dim
-from sakd.distillers.base import resolve_spots
+from sakd.distillers.base import RelationalDistiller
 from sakd.distillers.factory import register_distiller
-from sakd.distillers.kinds import RelationalDistiller
+from sakd.distillers.gating import pair_gate
+from sakd.layers import LinearEmbed, flat_dim, flatten_samples
+
+
+def cc_masked(e_s: torch.Tensor, e_t: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+    """CC on the selected subset (consecutive pairs among the selected samples), times n/B.
+
+    A subset with fewer than two samples has no pair and gives 0 (the reference yields NaN).
+    """
+    batch = e_s.shape[0]
+    delta = (flatten_samples(e_s) - flatten_samples(e_t)).abs()  # e_t not detached: see `cc`
+    if gate is None:
+        if batch < 2:
+            return delta.sum() * 0
+        return (delta[:-1] * delta[1:]).sum(1).mean()
+    gate = gate.to(delta.dtype)
+    rank = gate.cumsum(0)  # 1-based rank of each selected sample among the selected ones
+    consecutive = (rank[None, :] - rank[:, None] == 1).to(delta.dtype) * pair_gate(gate)
+    total = (consecutive * (delta @ delta.t())).sum()
+    n = gate.sum()
+    return total * n / ((n - 1).clamp_min(1) * batch)  # = mean over n-1 pairs, times n/B
+
+
+def cc(e_s: torch.Tensor, e_t: torch.Tensor) -> torch.Tensor:
+    """L = 1/(B-1) * sum_i <|e_s,i - e_t,i|, |e_s,i+1 - e_t,i+1|> over consecutive samples.
+
+    This is the correlation-congruence code the CC authors sent to the CRD benchmark
+    (RepDistiller `Correlation`), applied to the learned 128-d embeddings of both nets.
+    Unlike every other loss, it keeps the gradient of `e_t`: e_t is the output of a learned
+    teacher-side embedding that trains through this loss (the distiller detaches the teacher
+    features before embedding them).
+    """
+    return cc_masked(e_s, e_t, None)
 
 
 @register_distiller("cc")
 class CC(RelationalDistiller):
     """CC on the pooled embedding (features[-1]): both nets' features go through their own
-    Linear embedding to `feat_dim` (128, the benchmark default), then `functional.cc`.
+    Linear embedding to `feat_dim` (128, the benchmark default), then `cc`.
 
     Both embeddings train with the student (the benchmark's setting). The SAKD authors' code
     detaches the teacher-side embedding, so it stays at its initialisation:
@@ -30,21 +60,16 @@ class CC(RelationalDistiller):
         self.embed_s, self.embed_t = embed_s, embed_t
 
     @classmethod
-    def from_features(
-        cls,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        *,
-        feat_dim: int = 128,
-        train_teacher_embed: bool = True,
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor], *,
+        feat_dim: int = 128, train_teacher_embed: bool = True,
     ) -> CC:
-        spots = resolve_spots(cls.spot_rule, len(feats_s))
-        embed_s = LinearEmbed(flat_dim(feats_s[spots[0]]), feat_dim)
-        embed_t = LinearEmbed(flat_dim(feats_t[spots[0]]), feat_dim)
+        embed_s = LinearEmbed(flat_dim(at_s[0]), feat_dim)
+        embed_t = LinearEmbed(flat_dim(at_t[0]), feat_dim)
         embed_t.requires_grad_(train_teacher_embed)
         return cls(spots, embed_s, embed_t)
 
     def subset_loss(
-        self, k: int, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
+        self, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
     ) -> torch.Tensor:
-        return L.cc_masked(self.embed_s(f_s), self.embed_t(f_t), gate)
+        return cc_masked(self.embed_s(f_s), self.embed_t(f_t), gate)

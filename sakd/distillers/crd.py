@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import torch
 
-from sakd.distillers.adapters import NormalizedEmbed, flat_dim
 from sakd.distillers.base import Distiller, resolve_spots
 from sakd.distillers.contrast_memory import (
     ContrastMemory,
@@ -16,7 +15,8 @@ from sakd.distillers.contrast_memory import (
     nce_per_anchor,
 )
 from sakd.distillers.factory import register_distiller
-from sakd.distillers.gating import gated_mean, spot_gate
+from sakd.distillers.gating import gated_mean
+from sakd.layers import NormalizedEmbed, flat_dim
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class CRD(Distiller):
     spot_rule = "embedding"
     default_beta = 0.8
     needs_index = True
+    batch_inputs = ("contrast_index",)
 
     def __init__(
         self,
@@ -85,32 +86,27 @@ class CRD(Distiller):
             ContrastMemory(feat_dim, labels.numel(), nce_t, nce_momentum),
         )
 
-    def forward(
+    def spot_loss(
         self,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        mask: torch.Tensor | None = None,
+        k: int,
+        f_s: torch.Tensor,
+        f_t: torch.Tensor,
+        gate: torch.Tensor | None,
         index: torch.Tensor | None = None,
         contrast_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Gated NCE loss, shape [1]. `contrast_index` [B, K+1] (anchor first) overrides the
-        sampler, e.g. for a loader that draws negatives itself."""
-        mask = self.checked_mask(feats_s, feats_t, mask)
-        if index is None:
-            raise ValueError("crd needs index=<dataset indices of the batch> (its memory bank "
-                             "has one row per training sample)")
-        spot = self.spots[0]
-        v_s = self.embed_s(feats_s[spot])
-        v_t = self.embed_t(feats_t[spot].detach())
+        """Gated NCE loss (forward checks that `index` is given). `contrast_index` [B, K+1]
+        (anchor first) overrides the sampler, e.g. for a loader that draws negatives itself."""
+        v_s = self.embed_s(f_s)
+        v_t = self.embed_t(f_t)
         if contrast_index is None:
             contrast_index = self.sampler(index)
-        gate = spot_gate(mask, 0)
         out_s, out_t = self.memory.scores(v_s, v_t, contrast_index, gate)
         n = self.memory.num_samples
         loss = gated_mean(nce_per_anchor(out_s, n) + nce_per_anchor(out_t, n), gate)
         if self.training:
             self.memory.update(index, v_s, v_t, gate)
-        return loss.unsqueeze(0)
+        return loss
 
 
 def _checked_k(nce_k: int | None, largest: int) -> int:

@@ -48,9 +48,12 @@ def default_beta(name: str) -> float:
 def distiller_options(name: str) -> list[str]:
     """The keyword options `create_distiller(name, ...)` accepts, sorted."""
     cls = _distiller_class(name)
-    params = inspect.signature(cls.from_features).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        params = inspect.signature(cls.__init__).parameters.values()
+    # the first builder in the chain from_features -> from_spots -> __init__ that does not
+    # just pass **options on declares them
+    for builder in (cls.from_features, cls.from_spots, cls.__init__):
+        params = inspect.signature(builder).parameters.values()
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
     return sorted(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
 
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from sakd.distillers import functional as L
-from sakd.distillers.adapters import ConvReg
-from sakd.distillers.base import resolve_spots
+from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
-from sakd.distillers.kinds import ElementwiseDistiller
+from sakd.layers import ConvReg, flatten_samples, require_same_shape
+
+
+def fitnet_per_sample(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per sample, shape [B] (f_s already regressed to f_t's shape)."""
+    require_same_shape("fitnet", f_s, f_t)
+    return flatten_samples(f_s - f_t.detach()).pow(2).mean(1)
+
+
+def fitnet(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+    """L = mean over all elements of (r(f_s) - f_t)^2 (RepDistiller HintLoss = nn.MSELoss)."""
+    return fitnet_per_sample(f_s, f_t).mean()
 
 
 @register_distiller("fitnet")
@@ -29,9 +38,10 @@ class FitNet(ElementwiseDistiller):
         self.regressor = regressor
 
     @classmethod
-    def from_features(cls, feats_s: list[torch.Tensor], feats_t: list[torch.Tensor]) -> FitNet:
-        spots = resolve_spots(cls.spot_rule, len(feats_s))
-        return cls(spots, ConvReg(feats_s[spots[0]].shape, feats_t[spots[0]].shape))
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor]
+    ) -> FitNet:
+        return cls(spots, ConvReg(at_s[0].shape, at_t[0].shape))
 
     def per_sample(self, k: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
-        return L.fitnet_per_sample(self.regressor(f_s), f_t)
+        return fitnet_per_sample(self.regressor(f_s), f_t)

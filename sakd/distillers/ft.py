@@ -11,12 +11,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sakd.distillers import functional as L
-from sakd.distillers.base import resolve_spots
+from sakd.distillers.base import ElementwiseDistiller, resolve_spots
 from sakd.distillers.factory import register_distiller
-from sakd.distillers.kinds import ElementwiseDistiller
+from sakd.layers import flatten_samples, match_spatial
 
 log = logging.getLogger(__name__)
+
+
+def factor_map(f: torch.Tensor) -> torch.Tensor:
+    """FT's factor normalisation: normalize_L2(mean_c f_c^2), flattened to [B, H*W]."""
+    return F.normalize(flatten_samples(f.pow(2).mean(1)), dim=1)
+
+
+def ft_per_sample(factor_s: torch.Tensor, factor_t: torch.Tensor) -> torch.Tensor:
+    """mean_hw |phi(F_s) - phi(F_t)| per sample, shape [B]."""
+    factor_s, factor_t = match_spatial(factor_s, factor_t.detach())
+    return (factor_map(factor_s) - factor_map(factor_t)).abs().mean(1)
+
+
+def ft(factor_s: torch.Tensor, factor_t: torch.Tensor) -> torch.Tensor:
+    """L = mean_{i,hw} |phi(F_s) - phi(F_t)|, phi(F) = normalize(mean_c F_c^2).
+
+    RepDistiller `FactorTransfer` defaults p1 = 2, p2 = 1 (L1 between the normalised factors).
+    """
+    return ft_per_sample(factor_s, factor_t).mean()
 
 
 def _conv_stack(conv: type[nn.Module], widths: list[int], use_bn: bool) -> nn.Sequential:
@@ -126,7 +144,7 @@ class FT(ElementwiseDistiller):
     def per_sample(self, k: int, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             factor_t = self.paraphraser.encoder(f_t)
-        return L.ft_per_sample(self.translator(f_s), factor_t)
+        return ft_per_sample(self.translator(f_s), factor_t)
 
     def prepare(self, teacher: nn.Module, batches: Iterable[torch.Tensor]) -> None:
         """Pretrain the paraphraser on the teacher's map, then freeze it.

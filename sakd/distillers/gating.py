@@ -42,3 +42,15 @@ def check_mask(mask: torch.Tensor | None, batch: int, num_spots: int) -> torch.T
 def spot_gate(mask: torch.Tensor | None, k: int) -> torch.Tensor | None:
     """Column k of the gate matrix: the gate of spot k (None stays None)."""
     return None if mask is None else mask[:, k]
+
+
+def safe_denominator(denominator: torch.Tensor) -> torch.Tensor:
+    """Replace zeros by ones so masked-out rows divide 0 by 1 instead of making NaN."""
+    return torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+
+
+def pair_mean_share(total: torch.Tensor, gate: torch.Tensor | None, batch: int) -> torch.Tensor:
+    """A sum over the n^2 pairs of the selected subset -> its mean times n/B = total / (n B)."""
+    n = selected_count(gate, batch)
+    n = n.clamp_min(1) if isinstance(n, torch.Tensor) else n
+    return total / (n * batch)

@@ -8,10 +8,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sakd.distillers import functional as L
-from sakd.distillers.base import resolve_spots
+from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
-from sakd.distillers.kinds import ElementwiseDistiller
+from sakd.layers import flatten_samples, match_spatial, require_same_shape
+
+
+def vid_per_sample(
+    pred_mean: torch.Tensor, target: torch.Tensor, pred_var: torch.Tensor
+) -> torch.Tensor:
+    """Gaussian negative log-likelihood 0.5 * ((mu - t)^2 / var + log var) averaged per sample.
+
+    `pred_var` has one variance per channel (shape [C]); the constant 0.5 log(2 pi) is dropped,
+    as in the VID authors' code used by RepDistiller.
+    """
+    require_same_shape("vid", pred_mean, target)
+    var = pred_var.view(1, -1, *([1] * (pred_mean.dim() - 2)))
+    nll = 0.5 * ((pred_mean - target.detach()).pow(2) / var + torch.log(var))
+    return flatten_samples(nll).mean(1)
 
 
 def _conv1x1(c_in: int, c_out: int) -> nn.Conv2d:
@@ -40,8 +53,8 @@ class VariationalRegressor(nn.Module):
 
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
         """Per-sample negative log-likelihood of f_t, shape [B]."""
-        f_s, f_t = L.match_spatial(f_s, f_t)
-        return L.vid_per_sample(self.regressor(f_s), f_t, self.variance())
+        f_s, f_t = match_spatial(f_s, f_t)
+        return vid_per_sample(self.regressor(f_s), f_t, self.variance())
 
 
 @register_distiller("vid")
@@ -58,18 +71,13 @@ class VID(ElementwiseDistiller):
         self.regressors = regressors
 
     @classmethod
-    def from_features(
-        cls,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        *,
-        init_pred_var: float = 5.0,
-        eps: float = 1e-5,
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor], *,
+        init_pred_var: float = 5.0, eps: float = 1e-5,
     ) -> VID:
-        spots = resolve_spots(cls.spot_rule, len(feats_s))
         regressors = nn.ModuleList(
-            VariationalRegressor(feats_s[i].shape[1], feats_t[i].shape[1], init_pred_var, eps)
-            for i in spots
+            VariationalRegressor(f_s.shape[1], f_t.shape[1], init_pred_var, eps)
+            for f_s, f_t in zip(at_s, at_t, strict=True)
         )
         return cls(spots, regressors)
 

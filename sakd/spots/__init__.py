@@ -1,6 +1,6 @@
 """Where to distill: policy, Gumbel decisions, tau schedules, routing network, strategies."""
 
-from sakd.spots.adapters import build_adapter
+from sakd.layers import build_adapter
 from sakd.spots.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import DISTILL, gumbel_noise, gumbel_softmax_st, route_decisions
 from sakd.spots.policy import PolicyNet, list_policy_inits

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from sakd.layers import build_adapter
 from sakd.models.base import SpotNet
-from sakd.spots.adapters import build_adapter
 
 
 @contextmanager

@@ -20,34 +20,45 @@ import torch.nn.functional as F
 
 from sakd.registry import Registry
 
-RoutingLoss = Callable[..., torch.Tensor]
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float, float], torch.Tensor]
+"""(CE of the routed output, w_logit, student_ce, beta3, gamma) -> the weighted loss."""
+
+
+class RoutingLoss:
+    """A routing loss: CE(routed output, y), then its objective. Every loss is called as
+
+        loss(routed, target, w_logit, student_ce, beta3=1.0, gamma=1.0)
+
+    with `w_logit` [B] the logit-spot decisions and `student_ce` the student's own CE.
+    """
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+        self.__doc__ = objective.__doc__
+
+    def __call__(
+        self,
+        routed: torch.Tensor,
+        target: torch.Tensor,
+        w_logit: torch.Tensor,
+        student_ce: torch.Tensor,
+        beta3: float = 1.0,
+        gamma: float = 1.0,
+    ) -> torch.Tensor:
+        ce = F.cross_entropy(routed, target)
+        return self.objective(ce, w_logit, student_ce, beta3, gamma)
+
+
 ROUTING_LOSSES: Registry[torch.Tensor] = Registry("routing loss")
 
 
-@ROUTING_LOSSES.register("paper")
-def paper_routing_loss(
-    routed: torch.Tensor,
-    target: torch.Tensor,
-    w_logit: torch.Tensor,
-    student_ce: torch.Tensor,
-    beta3: float = 1.0,
-    gamma: float = 1.0,
-) -> torch.Tensor:
+def _paper(ce: torch.Tensor, w_logit, student_ce, beta3: float, gamma: float) -> torch.Tensor:
     """beta3 * CE(routed, target); w_logit, student_ce and gamma are unused."""
-    return beta3 * F.cross_entropy(routed, target)
+    return beta3 * ce
 
 
-@ROUTING_LOSSES.register("reference")
-def reference_routing_loss(
-    routed: torch.Tensor,
-    target: torch.Tensor,
-    w_logit: torch.Tensor,
-    student_ce: torch.Tensor,
-    beta3: float = 1.0,
-    gamma: float = 1.0,
-) -> torch.Tensor:
+def _reference(ce: torch.Tensor, w_logit, student_ce, beta3: float, gamma: float) -> torch.Tensor:
     """The authors' gamma-scaled CE plus the half-batch hinge (see the module docstring)."""
-    ce = F.cross_entropy(routed, target)
     baseline = student_ce.detach()
     ce_now = ce.detach()
     one = torch.ones_like(ce_now)
@@ -57,16 +68,14 @@ def reference_routing_loss(
     return beta3 * (scale * ce + hinge)
 
 
-def reference_cotrained_routing_loss(
-    routed: torch.Tensor,
-    target: torch.Tensor,
-    w_logit: torch.Tensor,
-    student_ce: torch.Tensor,
-    beta3: float = 1.0,
-    gamma: float = 1.0,
-) -> torch.Tensor:
+def _cotrained(ce: torch.Tensor, w_logit, student_ce, beta3: float, gamma: float) -> torch.Tensor:
     """The authors' variant when the teacher is trained too: beta3 * gamma * CE(routed, y)."""
-    return beta3 * gamma * F.cross_entropy(routed, target)
+    return beta3 * gamma * ce
+
+
+paper_routing_loss = ROUTING_LOSSES.register("paper")(RoutingLoss(_paper))
+reference_routing_loss = ROUTING_LOSSES.register("reference")(RoutingLoss(_reference))
+reference_cotrained_routing_loss = RoutingLoss(_cotrained)
 
 
 def list_routing_losses() -> list[str]:
