@@ -29,7 +29,7 @@ Randomness (Gumbel noise, the random strategy) comes from `generator`, by defaul
 RNG, whose state the training loop checkpoints, so resumed runs replay the same draws.
 
 Eval-mode passes (a frozen teacher's forward, the whole routing pass) run on views of the
-networks with each BatchNorm folded into the convolution before it (sakd.spots.eval_fold): same
+networks with each BatchNorm folded into the convolution before it (sakd.models.eval_fold): same
 function up to float rounding, one pass over every activation less, no weight gradient
 possible. `fold_batchnorm=False` runs the networks themselves.
 
@@ -51,7 +51,7 @@ from torch import nn
 from sakd.distillers.base import Distiller
 from sakd.distillers.functional import kd_per_sample
 from sakd.models.base import SpotNet, spot_name
-from sakd.spots.eval_fold import EvalFoldedNet
+from sakd.models.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import DISTILL, route_decisions
 from sakd.spots.policy import PolicyNet, list_policy_inits
 from sakd.spots.routing import RoutingNetwork, eval_mode

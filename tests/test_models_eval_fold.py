@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from sakd.distillers import create_distiller
-from sakd.models import create_model
-from sakd.spots.eval_fold import EvalFoldedNet
+from sakd.models import EvalFoldedNet, create_model
 from sakd.train.distill_step import StepConfig, build_distill_step
 
 
