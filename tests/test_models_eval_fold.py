@@ -63,6 +63,22 @@ def test_view_follows_weight_updates_bn_statistics_and_loaded_checkpoints():
     _assert_same_function(net, view, x)
 
 
+def test_view_follows_bn_statistics_changed_by_train_forwards_alone():
+    """Train-mode forwards update running_mean/var in place without bumping their versions."""
+    torch.manual_seed(0)
+    net = _randomise_bn(create_model("resnet8", 10))
+    view = EvalFoldedNet(net)
+    view.refresh()
+    x = torch.randn(4, 3, 16, 16)
+    _assert_same_function(net, view, x)  # the view has run once with the old statistics
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):  # no optimiser step: only the BN statistics change
+            net(torch.randn(8, 3, 16, 16) * 2 + 1)
+    view.refresh()
+    _assert_same_function(net, view, x)
+
+
 def test_no_gradient_reaches_the_networks_weights_through_a_view():
     torch.manual_seed(0)
     net = _randomise_bn(create_model("resnet8", 10)).eval()
