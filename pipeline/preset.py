@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from pipeline.errors import UserError, user_error_types
+from sakd.atomic import atomic_write_text
 from sakd.config import ConfigError, Params, RunsConfig, load_params
-from sakd.train.checkpoint import atomic_write
 
 PRESETS_DIR = "configs"
 PRESET_SUFFIX = ".yaml"
@@ -103,7 +103,7 @@ def apply_preset(source: Path, target: Path) -> PresetChange:
     merged = {**preset, **{key: old[key] for key in kept}}
     after = _validate(merged, kept, target)  # nothing is written when this raises
     mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else 0o644
-    atomic_write(target, lambda tmp: _write_text(tmp, text, mode))
+    atomic_write_text(target, text, mode=mode)  # as readable as the file it replaces
     return PresetChange(
         source=source,
         target=target,
@@ -163,11 +163,6 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
-
-
-def _write_text(tmp: Path, text: str, mode: int) -> None:
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, mode)  # mkstemp creates 0600; keep the file as readable as it was
 
 
 def _mapping(text: str, path: Path) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from sakd.atomic import temporary_dir
 from sakd.data.archives import extract_tar
-from sakd.data.atomic import temporary_dir
 from sakd.data.download import RemoteFile, obtain_archive
 from sakd.data.errors import InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo

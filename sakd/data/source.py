@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from torch.utils.data import Dataset
 
-from sakd.data.atomic import remove_temporaries
+from sakd.atomic import remove_temporaries
 from sakd.data.errors import DatasetNotFetchedError, DatasetOptionError, fetch_hint
 from sakd.data.info import DatasetInfo
 from sakd.data.manifest import manifest_problem, read_manifest, remove_manifest, write_manifest

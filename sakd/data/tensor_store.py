@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from sakd.data.atomic import atomic_torch_save
+from sakd.atomic import atomic_torch_save
 from sakd.data.errors import InvalidDatasetError
 
 
