@@ -41,6 +41,11 @@ class InMemoryImageDataset(TensorDataset):
         return self.tensors[1]
 
 
+def split_path(folder: Path, split: str) -> Path:
+    """Where a converted split lives: <folder>/<split>.pt."""
+    return Path(folder) / f"{split}.pt"
+
+
 def save_split(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:
     check_arrays(images, labels, str(path))
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
