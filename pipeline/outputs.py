@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sakd.train.checkpoint import atomic_write
+from sakd.atomic import atomic_write_json, atomic_write_text
 
-
-def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+write_json = atomic_write_json  # the name the stages use
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -23,7 +19,7 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _fmt(row.get(k)) for k in columns})
-    atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
+    atomic_write_text(path, buf.getvalue())
 
 
 def _fmt(value: Any) -> Any:

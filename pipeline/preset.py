@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,12 @@ from typing import Any
 import yaml
 
 from pipeline.errors import UserError, user_error_types
+from sakd.atomic import atomic_write_text
 from sakd.config import ConfigError, Params, RunsConfig, load_params
-from sakd.train.checkpoint import atomic_write
+from sakd.yaml_sections import append_sections, readable_mapping
 
 PRESETS_DIR = "configs"
 PRESET_SUFFIX = ".yaml"
-_TOP_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*:")
 
 
 @dataclass(frozen=True)
@@ -98,12 +97,13 @@ def apply_preset(source: Path, target: Path) -> PresetChange:
         raise UserError(f"cannot read preset {source}: {err}") from None
     preset = _mapping(preset_text, source)
     old_text = target.read_text(encoding="utf-8") if target.is_file() else ""
-    old = _readable_mapping(old_text)
-    text, kept = _keep_missing_sections(preset_text, preset, old_text, old)
+    old = readable_mapping(old_text)
+    kept = _missing_sections(preset, old)
+    text = append_sections(preset_text, preset, old_text, old, kept)
     merged = {**preset, **{key: old[key] for key in kept}}
     after = _validate(merged, kept, target)  # nothing is written when this raises
     mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else 0o644
-    atomic_write(target, lambda tmp: _write_text(tmp, text, mode))
+    atomic_write_text(target, text, mode=mode)  # as readable as the file it replaces
     return PresetChange(
         source=source,
         target=target,
@@ -165,11 +165,6 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _write_text(tmp: Path, text: str, mode: int) -> None:
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, mode)  # mkstemp creates 0600; keep the file as readable as it was
-
-
 def _mapping(text: str, path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
@@ -180,13 +175,10 @@ def _mapping(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
-def _readable_mapping(text: str) -> dict[str, Any]:
-    """The old file's content, or {} when it is absent or unreadable (it is being replaced)."""
-    try:
-        data = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+def _missing_sections(preset: dict[str, Any], old: dict[str, Any]) -> tuple[str, ...]:
+    """The params sections the old file has and the preset lacks (kept on switching)."""
+    schema = (f.name for f in dataclasses.fields(Params))
+    return tuple(k for k in schema if k in old and k not in preset)
 
 
 def _valid_params(data: dict[str, Any]) -> Params | None:
@@ -196,43 +188,3 @@ def _valid_params(data: dict[str, Any]) -> Params | None:
         return load_params(data)
     except user_error_types():  # the old file may be invalid: the summary then says so
         return None
-
-
-def _keep_missing_sections(
-    preset_text: str, preset: dict[str, Any], old_text: str, old: dict[str, Any]
-) -> tuple[str, tuple[str, ...]]:
-    """Append the old file's schema sections that the preset lacks, verbatim when possible."""
-    schema = [f.name for f in dataclasses.fields(Params)]
-    kept = tuple(k for k in schema if k in old and k not in preset)
-    if not kept:
-        return preset_text, ()
-    blocks = _top_level_blocks(old_text)
-    tail = "\n".join(blocks[k] for k in kept if k in blocks)
-    text = preset_text.rstrip("\n") + "\n\n" + tail
-    expected = {**preset, **{k: old[k] for k in kept}}
-    if len(blocks.keys() & set(kept)) != len(kept) or _readable_mapping(text) != expected:
-        dumped = yaml.safe_dump({k: old[k] for k in kept}, sort_keys=False)
-        text = preset_text.rstrip("\n") + "\n\n" + dumped
-    return text, kept
-
-
-def _top_level_blocks(text: str) -> dict[str, str]:
-    """Each top-level key's text: its line, what follows it, and the comments right above it."""
-    lines = text.splitlines()
-    starts = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _TOP_KEY.match(line))]
-    heads = [_comment_head(lines, i) for i, _ in starts]
-    blocks = {}
-    for n, (_, key) in enumerate(starts):
-        end = heads[n + 1] if n + 1 < len(starts) else len(lines)
-        block = lines[heads[n] : end]
-        while block and not block[-1].strip():
-            block.pop()
-        blocks[key] = "\n".join(block) + "\n"
-    return blocks
-
-
-def _comment_head(lines: list[str], i: int) -> int:
-    """Where the block of key line `i` starts: the column-0 comments directly above it."""
-    while i > 0 and lines[i - 1].startswith("#"):
-        i -= 1
-    return i

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.paths import Layout
+from sakd.atomic import atomic_write_bytes, atomic_write_text
 from sakd.reference import paper_lookup
 from sakd.report import (
     EvaluateResults,
@@ -28,7 +29,6 @@ from sakd.report import (
     route_png_bytes,
 )
 from sakd.report.aggregate import distiller_sort_key
-from sakd.train.checkpoint import atomic_write
 
 SENSITIVITY_OUTPUTS = (
     ("Sensitivity report", Path("reports") / "sensitivity.md"),
@@ -52,7 +52,7 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
         if (root / path).is_file()
     ]
     text = render_results(dataset, results, paper_lookup(dataset), figures, links)
-    _write_text(out_md, text)
+    atomic_write_text(out_md, text)
 
 
 def read_evaluate(path: Path) -> EvaluateResults:
@@ -77,8 +77,8 @@ def write_route_figures(
         title = (f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive "
                  f"(mean of {len(runs)} seed{'s' if len(runs) > 1 else ''})")
         png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
-        _write_bytes(png, route_png_bytes(curve, title))
-        _write_text(csv, route_csv_text(curve))
+        atomic_write_bytes(png, route_png_bytes(curve, title))
+        atomic_write_text(csv, route_csv_text(curve))
         figures.append(RouteFigure(
             teacher, student, distiller,
             image=_relative(png, report_dir), data=_relative(csv, report_dir), n_seeds=len(runs),
@@ -106,10 +106,3 @@ def _read_route(path: Path) -> RouteCurve:
 def _relative(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -7,20 +7,19 @@ array constructors the format needs, so even a tampered file cannot run code.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
+from sakd.atomic import temporary_dir
 from sakd.data.archives import extract_tar
-from sakd.data.atomic import temporary_dir
-from sakd.data.download import RemoteFile, obtain_archive
+from sakd.data.download import RemoteFile
 from sakd.data.errors import InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo
-from sakd.data.source import DATASETS, InMemorySource
-from sakd.data.tensor_store import save_split
+from sakd.data.source import DATASETS, ArchiveSource
+from sakd.data.tensor_store import save_split, split_path
 
 ARCHIVE = RemoteFile(
     url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
@@ -87,7 +86,7 @@ def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @DATASETS.register("cifar100")
-class Cifar100Source(InMemorySource):
+class Cifar100Source(ArchiveSource):
     info = DatasetInfo(
         name="cifar100",
         num_classes=100,
@@ -98,11 +97,9 @@ class Cifar100Source(InMemorySource):
         augment=AugmentSpec(pad=4, random_crop=True, flip=True),
         description="CIFAR-100 (50,000 train / 10,000 test, 32x32, 100 classes)",
     )
-    fetch_options: ClassVar[Mapping[str, Any]] = {"download": True}
     remote = ARCHIVE
 
-    def convert(self, folder: Path, content: dict[str, Any], fetching: dict[str, Any]) -> dict:
-        archive = obtain_archive(self.remote, folder, self.info.name, bool(fetching["download"]))
+    def convert_archive(self, archive: Path, folder: Path) -> None:
         with temporary_dir(folder) as scratch:
             extract_tar(archive, scratch)
             base = scratch / ARCHIVE_DIR
@@ -113,5 +110,4 @@ class Cifar100Source(InMemorySource):
                 if not (base / split).is_file():
                     raise InvalidDatasetError(f"{archive} has no member {ARCHIVE_DIR}/{split}")
                 images, labels = read_batch(base / split)
-                save_split(folder / f"{split}.pt", images, labels, classes)
-        return {"archive": archive.name, "archive_md5": self.remote.md5}
+                save_split(split_path(folder, split), images, labels, classes)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
-from sakd.data.augment import crop_and_flip, normalise, normaliser, pad_images
+from sakd.data.augment import crop_and_flip, pad_images
+from sakd.data.batching import Batch, EpochBatching
 from sakd.data.info import AugmentSpec
 from sakd.data.seeding import epoch_generator
 from sakd.data.tensor_store import check_arrays
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (x float32, y int64, row index int64)
 
 
 @dataclass
@@ -27,32 +26,6 @@ class _EpochPlan:
     top: torch.Tensor  # [N] crop offsets, indexed by row
     left: torch.Tensor
     flip: torch.Tensor  # [N] bool
-
-
-class EpochBatching:
-    """Batch count and epoch bookkeeping shared by the loaders.
-
-    Iterating takes the current epoch and advances it by one; `set_epoch` makes the next
-    iteration replay a given epoch (resume), since order and augmentation depend only on it.
-    """
-
-    num_samples: int
-    batch_size: int
-    drop_last: bool
-    epoch: int = 0
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _take_epoch(self) -> int:
-        epoch = self.epoch
-        self.epoch += 1
-        return epoch
 
 
 class DeviceLoader(EpochBatching):
@@ -77,24 +50,15 @@ class DeviceLoader(EpochBatching):
         channels_last: bool = False,
     ) -> None:
         check_arrays(images, labels, "DeviceLoader")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.train = train
+        super().__init__(
+            num_samples=images.shape[0], batch_size=batch_size, device=device, train=train,
+            mean=mean, std=std, seed=seed, drop_last=drop_last, channels_last=channels_last,
+        )
         self.augment = augment
-        self.seed = seed
-        self.drop_last = drop_last
-        self.channels_last = channels_last
         self.image_size = (images.shape[2], images.shape[3])
-        self.num_samples = images.shape[0]
         self.pad = augment.pad if train and augment.random_crop else 0
         self.images = pad_images(images.to(self.device), self.pad)
         self.labels = labels.to(self.device)
-        self.scale, self.shift = normaliser(mean, std, self.device)
-        self.epoch = 0
 
     def __iter__(self) -> Iterator[Batch]:
         return self._batches(self._plan(self._take_epoch()))
@@ -128,7 +92,4 @@ class DeviceLoader(EpochBatching):
                     plan.flip[rows],
                     self.image_size,
                 )
-            x = normalise(images, self.scale, self.shift)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels[rows], rows
+            yield self._model_input(images), self.labels[rows], rows

@@ -16,7 +16,7 @@ import torch
 from sakd.data.errors import DatasetOptionError
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.source import DATASETS, InMemorySource
-from sakd.data.tensor_store import save_split
+from sakd.data.tensor_store import save_split, split_path
 
 # Statistics of the default train split (seed 0, test_fraction 0.25), 0..1 scale.
 DIGITS_MEAN = 0.3057
@@ -79,7 +79,7 @@ class DigitsSource(InMemorySource):
         classes = [str(d) for d in range(10)]
         for split, rows in (("train", train), ("test", test)):
             save_split(
-                folder / f"{split}.pt",
+                split_path(folder, split),
                 torch.from_numpy(images[rows]),
                 torch.from_numpy(labels[rows]),
                 classes,

@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from sakd.data.atomic import atomic_write
+from sakd.atomic import atomic_write
 from sakd.data.errors import ChecksumError, DatasetNotFetchedError, DownloadError, fetch_hint
 from sakd.data.progress import byte_progress
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from sakd.data.atomic import atomic_write_json
+from sakd.atomic import atomic_write_json
 from sakd.data.errors import DatasetNotFetchedError, InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 import torch
 
 from sakd.data.api import dataset_source
-from sakd.data.device_loader import Batch, DeviceLoader
+from sakd.data.batching import Batch
+from sakd.data.device_loader import DeviceLoader
 from sakd.data.imagenet import labels_of, streamed_transform
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.streaming import StreamingLoader

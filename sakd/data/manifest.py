@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sakd.data.atomic import atomic_write_json
+from sakd.atomic import atomic_write_json
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1

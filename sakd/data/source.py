@@ -2,7 +2,8 @@
 
 In-memory datasets share one fetch protocol (`InMemorySource`): skip when the manifest matches,
 otherwise drop the manifest, convert into train.pt/test.pt (each written atomically), and write
-the manifest last. A subclass only says how to convert.
+the manifest last. A subclass only says how to convert; one converted from a downloaded archive
+(`ArchiveSource`) only says how to read that archive.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any, ClassVar
 
 from torch.utils.data import Dataset
 
-from sakd.data.atomic import remove_temporaries
+from sakd.atomic import remove_temporaries
+from sakd.data.download import RemoteFile, obtain_archive
 from sakd.data.errors import DatasetNotFetchedError, DatasetOptionError, fetch_hint
 from sakd.data.info import DatasetInfo
 from sakd.data.manifest import manifest_problem, read_manifest, remove_manifest, write_manifest
-from sakd.data.tensor_store import InMemoryImageDataset, load_split
+from sakd.data.tensor_store import InMemoryImageDataset, load_split, split_path
 from sakd.registry import Registry
 
 SPLITS = ("train", "test")
@@ -87,7 +89,8 @@ class InMemorySource(DatasetSource):
         remove_temporaries(folder)
         folder.mkdir(parents=True, exist_ok=True)
         extra = self.convert(folder, content, fetching)
-        write_manifest(folder, self.info.name, content, [f"{s}.pt" for s in SPLITS], extra)
+        files = [split_path(folder, s).name for s in SPLITS]
+        write_manifest(folder, self.info.name, content, files, extra)
         return folder
 
     def load(self, root: Path, split: str = "train", **options: Any) -> InMemoryImageDataset:
@@ -100,7 +103,23 @@ class InMemorySource(DatasetSource):
                 f"dataset {self.info.name!r} is not ready in {folder}: {problem}; "
                 f"{fetch_hint(self.info.name)}"
             )
-        return load_split(folder / f"{split}.pt")
+        return load_split(split_path(folder, split))
+
+
+class ArchiveSource(InMemorySource):
+    """An in-memory dataset converted from one checksummed archive (downloaded unless told not)."""
+
+    remote: ClassVar[RemoteFile]
+    fetch_options: ClassVar[Mapping[str, Any]] = {"download": True}
+
+    @abstractmethod
+    def convert_archive(self, archive: Path, folder: Path) -> None:
+        """Write train.pt and test.pt into folder from the verified archive (via save_split)."""
+
+    def convert(self, folder: Path, content: dict[str, Any], fetching: dict[str, Any]) -> dict:
+        archive = obtain_archive(self.remote, folder, self.info.name, bool(fetching["download"]))
+        self.convert_archive(archive, folder)
+        return {"archive": archive.name, "archive_md5": self.remote.md5}
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset")

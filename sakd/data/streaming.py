@@ -11,8 +11,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sakd.data.augment import normalise, normaliser
-from sakd.data.device_loader import Batch, EpochBatching
+from sakd.data.batching import Batch, EpochBatching
 from sakd.data.seeding import epoch_generator
 
 
@@ -37,18 +36,13 @@ class StreamingLoader(EpochBatching):
         channels_last: bool = False,
         num_workers: int = 4,
     ) -> None:
-        self.device = torch.device(device)
+        super().__init__(
+            num_samples=len(labels), batch_size=batch_size, device=device, train=train,
+            mean=mean, std=std, seed=seed, drop_last=drop_last, channels_last=channels_last,
+        )
         self.dataset = dataset
         self.labels = labels.to(self.device)  # all dataset labels (CRD draws negatives by class)
-        self.num_samples = len(labels)
-        self.batch_size = batch_size
-        self.train = train
-        self.seed = seed
-        self.drop_last = drop_last
-        self.channels_last = channels_last
         self.num_workers = num_workers
-        self.scale, self.shift = normaliser(mean, std, self.device)
-        self.epoch = 0
 
     def _loader(self, epoch: int) -> DataLoader:
         return DataLoader(
@@ -63,11 +57,8 @@ class StreamingLoader(EpochBatching):
 
     def __iter__(self) -> Iterator[Batch]:
         for images, labels, rows in self._loader(self._take_epoch()):
-            x = normalise(images.to(self.device, non_blocking=True), self.scale, self.shift)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
             yield (
-                x,
+                self._model_input(images.to(self.device, non_blocking=True)),
                 labels.to(self.device, non_blocking=True),
                 rows.to(self.device, non_blocking=True),
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from sakd.data.atomic import atomic_torch_save
+from sakd.atomic import atomic_torch_save
 from sakd.data.errors import InvalidDatasetError
 
 
@@ -39,6 +39,11 @@ class InMemoryImageDataset(TensorDataset):
     @property
     def labels(self) -> torch.Tensor:
         return self.tensors[1]
+
+
+def split_path(folder: Path, split: str) -> Path:
+    """Where a converted split lives: <folder>/<split>.pt."""
+    return Path(folder) / f"{split}.pt"
 
 
 def save_split(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from sakd.data.archives import open_checked_zip
-from sakd.data.download import RemoteFile, obtain_archive
+from sakd.data.download import RemoteFile
 from sakd.data.errors import InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.progress import track_items
-from sakd.data.source import DATASETS, InMemorySource
-from sakd.data.tensor_store import save_split
+from sakd.data.source import DATASETS, ArchiveSource
+from sakd.data.tensor_store import save_split, split_path
 
 ARCHIVE = RemoteFile(
     url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
@@ -116,7 +114,7 @@ def decode_split(
 
 
 @DATASETS.register("tiny_imagenet")
-class TinyImageNetSource(InMemorySource):
+class TinyImageNetSource(ArchiveSource):
     info = DatasetInfo(
         name="tiny_imagenet",
         num_classes=200,
@@ -127,11 +125,9 @@ class TinyImageNetSource(InMemorySource):
         augment=AugmentSpec(flip=True),  # the paper: random horizontal flip only
         description="Tiny-ImageNet-200 (100,000 train / 10,000 val as test, 64x64, 200 classes)",
     )
-    fetch_options: ClassVar[Mapping[str, Any]] = {"download": True}
     remote = ARCHIVE
 
-    def convert(self, folder: Path, content: dict[str, Any], fetching: dict[str, Any]) -> dict:
-        archive = obtain_archive(self.remote, folder, self.info.name, bool(fetching["download"]))
+    def convert_archive(self, archive: Path, folder: Path) -> None:
         with open_checked_zip(archive) as zf:
             names = zf.namelist()
             classes = sorted(_read_text(zf, f"{TOP}/wnids.txt", archive))
@@ -143,5 +139,4 @@ class TinyImageNetSource(InMemorySource):
             }
             for split, samples in splits.items():
                 images, labels = decode_split(zf, samples, archive, split)
-                save_split(folder / f"{split}.pt", images, labels, classes)
-        return {"archive": archive.name, "archive_md5": self.remote.md5}
+                save_split(split_path(folder, split), images, labels, classes)

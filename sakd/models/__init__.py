@@ -15,6 +15,15 @@ from sakd.models import (  # noqa: F401  (imported for their registrations)
     wrn,
 )
 from sakd.models.base import SpotNet, spot_name
+from sakd.models.eval_fold import EvalFoldedNet
 from sakd.models.zoo import MODELS, create_model, feature_shapes, list_models
 
-__all__ = ["MODELS", "SpotNet", "create_model", "feature_shapes", "list_models", "spot_name"]
+__all__ = [
+    "MODELS",
+    "EvalFoldedNet",
+    "SpotNet",
+    "create_model",
+    "feature_shapes",
+    "list_models",
+    "spot_name",
+]

@@ -1,7 +1,6 @@
 """Where to distill: policy, Gumbel decisions, tau schedules, routing network, strategies."""
 
 from sakd.layers import build_adapter
-from sakd.spots.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import DISTILL, gumbel_noise, gumbel_softmax_st, route_decisions
 from sakd.spots.policy import PolicyNet, list_policy_inits
 from sakd.spots.routing import RoutingNetwork
@@ -12,7 +11,6 @@ from sakd.spots.tau import TAU_UNITS, list_tau_schedules, make_tau_schedule, tau
 __all__ = [
     "DISTILL",
     "TAU_UNITS",
-    "EvalFoldedNet",
     "PolicyNet",
     "RoutingNetwork",
     "Strategy",

@@ -1,39 +1,30 @@
 """Checkpoints: plain tensors and containers only, written atomically, loaded safely.
 
 `torch.load(weights_only=True)` refuses pickled code, so a checkpoint from elsewhere cannot run
-anything; a temp file + rename means a killed process never leaves a half-written checkpoint.
+anything; sakd.atomic's temp file + rename means a killed process never leaves a half-written
+checkpoint.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from sakd.atomic import atomic_torch_save, atomic_write
+
+# atomic_write stays importable from here until pipeline/tune.py and pipeline/decisions.py use
+# sakd.atomic directly.
+__all__ = ["CheckpointError", "atomic_write", "load_checkpoint", "save_checkpoint"]
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or not what was expected."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path) then rename onto `path`; nothing is left behind on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    atomic_torch_save(state, Path(path))
 
 
 def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from sakd.config import DistillConfig
 from sakd.distillers.base import Distiller
 from sakd.distillers.functional import kd_per_sample
 from sakd.models.base import SpotNet, spot_name
-from sakd.spots.eval_fold import EvalFoldedNet
+from sakd.models.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import DISTILL, route_decisions
 from sakd.spots.policy import PolicyNet
 from sakd.spots.routing import RoutingNetwork, eval_mode

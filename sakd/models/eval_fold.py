@@ -9,9 +9,13 @@ and a frozen teacher's first forward is in eval mode too, so both use these view
 A view shares every other module (so their weights and modes) with its network. The folded
 convolutions are plain copies without autograd history: no gradient ever reaches the network's
 weights through a view. `refresh()` recomputes them from the live conv and BN tensors when any
-of those changed (tensor version counters: optimiser steps, BN statistics, load_state_dict),
-so the view always matches its network. Results equal the unfolded network's up to float
-rounding. A stage torch.fx cannot trace runs unfolded.
+of those changed, so the view always matches its network. It notices changes by tensor version
+counters (optimiser steps, load_state_dict); a train-mode forward updates running_mean/var in
+place without bumping their versions (torch 2.14 CPU), so BN's num_batches_tracked, which every
+such forward increments, is watched too. The check reads the versions of tensors collected when
+the view is built (~0.5 us a tensor; reading them through the modules costs 20x more), so build
+the view after moving the network to its device. Results equal the unfolded network's up to
+float rounding. A stage torch.fx cannot trace runs unfolded.
 """
 
 from __future__ import annotations
@@ -124,5 +128,7 @@ class EvalFoldedNet(SpotNet):
 
 
 def _tensors(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> list[torch.Tensor]:
-    candidates = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    """The tensors a fold is computed from, plus BN's batch counter (see the module docstring)."""
+    candidates = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var,
+                  bn.num_batches_tracked)
     return [t for t in candidates if t is not None]

@@ -11,8 +11,7 @@ from torch import nn
 from sakd.build import build_distill_step
 from sakd.config import DistillConfig
 from sakd.distillers import create_distiller
-from sakd.models import create_model
-from sakd.spots.eval_fold import EvalFoldedNet
+from sakd.models import EvalFoldedNet, create_model
 
 
 def _randomise_bn(model: nn.Module) -> nn.Module:
@@ -27,6 +26,15 @@ def _randomise_bn(model: nn.Module) -> nn.Module:
     return model
 
 
+def _seeded_view(name: str = "resnet8") -> tuple[nn.Module, EvalFoldedNet]:
+    """A seeded network with non-trivial BN statistics, and its refreshed folded view."""
+    torch.manual_seed(0)
+    net = _randomise_bn(create_model(name, 10))
+    view = EvalFoldedNet(net)
+    view.refresh()
+    return net, view
+
+
 def _assert_same_function(net, view, x, rtol=1e-5):
     net.eval()
     with torch.no_grad():
@@ -38,20 +46,14 @@ def _assert_same_function(net, view, x, rtol=1e-5):
 
 @pytest.mark.parametrize("name", ["resnet8", "wrn_16_2", "vgg8", "mobilenetv2", "shufflenetv1"])
 def test_view_computes_the_networks_eval_function(name):
-    torch.manual_seed(0)
-    net = _randomise_bn(create_model(name, 10))
-    view = EvalFoldedNet(net)
-    view.refresh()
+    net, view = _seeded_view(name)
     assert view.num_folds > 0
     _assert_same_function(net, view, torch.randn(2, 3, 32, 32))
     assert list(net.state_dict()) == list(create_model(name, 10).state_dict())  # net untouched
 
 
 def test_view_follows_weight_updates_bn_statistics_and_loaded_checkpoints():
-    torch.manual_seed(0)
-    net = _randomise_bn(create_model("resnet8", 10))
-    view = EvalFoldedNet(net)
-    view.refresh()
+    net, view = _seeded_view()
     x = torch.randn(4, 3, 16, 16)
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     net.train()
@@ -65,11 +67,22 @@ def test_view_follows_weight_updates_bn_statistics_and_loaded_checkpoints():
     _assert_same_function(net, view, x)
 
 
-def test_no_gradient_reaches_the_networks_weights_through_a_view():
-    torch.manual_seed(0)
-    net = _randomise_bn(create_model("resnet8", 10)).eval()
-    view = EvalFoldedNet(net)
+def test_view_follows_bn_statistics_changed_by_train_forwards_alone():
+    """Train-mode forwards update running_mean/var in place without bumping their versions."""
+    net, view = _seeded_view()
+    x = torch.randn(4, 3, 16, 16)
+    _assert_same_function(net, view, x)  # the view has run once with the old statistics
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):  # no optimiser step: only the BN statistics change
+            net(torch.randn(8, 3, 16, 16) * 2 + 1)
     view.refresh()
+    _assert_same_function(net, view, x)
+
+
+def test_no_gradient_reaches_the_networks_weights_through_a_view():
+    net, view = _seeded_view()
+    net.eval()
     x = torch.randn(2, 3, 16, 16, requires_grad=True)
     grad_view = torch.autograd.grad(view(x).sum(), x)[0]
     assert all(p.grad is None for p in net.parameters())
