@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from pipeline.outputs import write_csv
-from sakd.train.checkpoint import atomic_write
+from sakd.atomic import atomic_write
 
 
 def _first_images(loader, n: int) -> tuple[torch.Tensor, torch.Tensor]:
