@@ -26,8 +26,7 @@ from pipeline.settings import (
     seed_everything,
 )
 from pipeline.trained import load_trained
-from sakd.config import DistillConfig, Params, config_hash
-from sakd.configschema import flatten
+from sakd.config import DistillConfig, Params, config_hash, flatten
 from sakd.data import build_loaders
 from sakd.distillers import create_distiller, distiller_options
 from sakd.models import create_model
@@ -62,15 +61,12 @@ def step_config(cfg: DistillConfig, distiller: str, student: str) -> StepConfig:
 
 
 def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:
-    """The options of `name` that the config sets (CRD memory sizes, FT pretraining)."""
+    """The options of `name`: its declared ones from distill.options, plus the dataset's."""
+    declared = cfg.options_for(name).model_dump()
     available = {
         "num_samples": lambda: train_loader.num_samples,
         "labels": lambda: train_loader.labels,
-        "nce_k": lambda: cfg.crd.nce_k,
-        "feat_dim": lambda: cfg.crd.feat_dim,
-        "nce_t": lambda: cfg.crd.nce_t,
-        "nce_momentum": lambda: cfg.crd.nce_momentum,
-        "pretrain_epochs": lambda: cfg.ft.pretrain_epochs,
+        **{key: (lambda v=value: v) for key, value in declared.items()},
     }
     return {k: available[k]() for k in distiller_options(name) if k in available}
 

@@ -8,7 +8,6 @@ params.yaml, text and comments included, so stages that read them keep working.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import stat
@@ -202,7 +201,7 @@ def _keep_missing_sections(
     preset_text: str, preset: dict[str, Any], old_text: str, old: dict[str, Any]
 ) -> tuple[str, tuple[str, ...]]:
     """Append the old file's schema sections that the preset lacks, verbatim when possible."""
-    schema = [f.name for f in dataclasses.fields(Params)]
+    schema = list(Params.model_fields)
     kept = tuple(k for k in schema if k in old and k not in preset)
     if not kept:
         return preset_text, ()

@@ -13,8 +13,7 @@ from pipeline.settings import (
     resolve_device,
     seed_everything,
 )
-from sakd.config import Params, config_hash
-from sakd.configschema import flatten
+from sakd.config import Params, config_hash, flatten
 from sakd.data import build_loaders
 from sakd.models import create_model
 from sakd.tracking import Tracker

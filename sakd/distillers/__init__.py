@@ -27,6 +27,7 @@ from sakd.distillers.factory import (
     list_distillers,
     register_distiller,
 )
+from sakd.distillers.options import options_model
 
 __all__ = [
     "DISTILLERS",
@@ -37,6 +38,7 @@ __all__ = [
     "distiller_options",
     "functional",
     "list_distillers",
+    "options_model",
     "register_distiller",
     "resolve_spots",
 ]

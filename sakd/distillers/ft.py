@@ -6,15 +6,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from sakd.distillers import functional as L
 from sakd.distillers.base import resolve_spots
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.kinds import ElementwiseDistiller
+from sakd.distillers.options import DistillerOptions
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,11 @@ class FT(ElementwiseDistiller):
     spot_rule = "last_block"
     default_beta = 200.0
     needs_maps = True
+
+    class Options(DistillerOptions):
+        """params.yaml `distill.options.ft`: epochs of paraphraser pretraining (FT paper: 30)."""
+
+        pretrain_epochs: Annotated[int, Field(ge=0, le=100_000)] = 30
 
     def __init__(
         self,
