@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -63,15 +64,16 @@ class Params(ConfigModel):
         return self
 
 
-def load_params(data: Any) -> Params:
-    """Validate a params mapping (data, runs, pretrain, distill required; the other sections
-    default). Raises one ConfigError naming every bad key."""
+def load_params(data: Any, required: Sequence[str] = ()) -> Params:
+    """Validate a params mapping; omitted sections take their (validated) defaults, except the
+    `required` ones (a params file needs REQUIRED_SECTIONS). Raises one ConfigError naming
+    every bad key."""
     if not isinstance(data, dict):
         raise ConfigError("", f"params must be a mapping of sections, got {type(data).__name__}")
-    missing = [(k, "missing required section (a params file needs "
-                   f"{', '.join(REQUIRED_SECTIONS)})") for k in REQUIRED_SECTIONS if k not in data]
+    missing = [(k, f"missing required section (a params file needs {', '.join(required)})")
+               for k in required if k not in data]
     try:
-        # omitted optional sections are validated as written out: their defaults must pass too
+        # omitted sections are validated as written out empty: their defaults must pass too
         params = validate(Params, {**{k: {} for k in Params.model_fields}, **data})
     except ConfigError as err:
         raise ConfigError("", problems=missing + err.problems) from None
