@@ -20,8 +20,7 @@ from pipeline.paths import Layout, run_key
 from pipeline.settings import git_commit, make_tracker, resolve_device
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
-from sakd.config import DistillConfig, Params, config_hash
-from sakd.configschema import flatten
+from sakd.config import DistillConfig, Params, config_hash, flatten
 from sakd.models import SpotNet, create_model
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit

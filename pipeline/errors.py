@@ -9,7 +9,7 @@ class UserError(Exception):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Library exceptions that mean "bad input", not "bug"."""
-    from sakd.configschema import ConfigError
+    from sakd.config import ConfigError
     from sakd.registry import UnknownNameError
     from sakd.train.checkpoint import CheckpointError
 

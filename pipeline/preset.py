@@ -8,7 +8,6 @@ params.yaml, text and comments included, so stages that read them keep working.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from dataclasses import dataclass
@@ -177,7 +176,7 @@ def _mapping(text: str, path: Path) -> dict[str, Any]:
 
 def _missing_sections(preset: dict[str, Any], old: dict[str, Any]) -> tuple[str, ...]:
     """The params sections the old file has and the preset lacks (kept on switching)."""
-    schema = (f.name for f in dataclasses.fields(Params))
+    schema = list(Params.model_fields)
     return tuple(k for k in schema if k in old and k not in preset)
 
 

@@ -8,8 +8,7 @@ from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_j
 from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, resolve_device
 from sakd.build import build_supervised_run
-from sakd.config import Params, config_hash
-from sakd.configschema import flatten
+from sakd.config import Params, config_hash, flatten
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 

@@ -5,25 +5,72 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+from collections.abc import Hashable
 from pathlib import Path
 
 import torch
 import yaml
 
 from pipeline.errors import UserError
-from sakd.config import Params, RuntimeConfig, load_params
+from sakd.config import REQUIRED_SECTIONS, ConfigError, Params, RuntimeConfig, load_params
+from sakd.config.errors import join_key
 from sakd.tracking import MLflowTracker, Tracker, resolve_tracking_uri
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a repeated mapping key (YAML keeps the last one silently)."""
+
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        self._paths = _mapping_paths(node, "")
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader itself refuses it, with its own message
+            if key in seen:
+                where = join_key(getattr(self, "_paths", {}).get(id(node), ""), str(key))
+                raise ConfigError(where, f"duplicate key (line {line}; first at line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _mapping_paths(node: yaml.Node | None, path: str) -> dict[int, str]:
+    """id(mapping node) -> its dotted key, so a duplicate is named like any other problem."""
+    paths: dict[int, str] = {}
+    if isinstance(node, yaml.MappingNode):
+        paths[id(node)] = path
+        for key_node, value in node.value:
+            paths.update(_mapping_paths(value, join_key(path, str(key_node.value))))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            paths.update(_mapping_paths(item, join_key(path, f"[{i}]")))
+    return paths
+
+
 def read_params(path: Path) -> Params:
-    """Load and validate a params file; every problem names the key (ConfigError)."""
+    """Load and validate a params file; every problem names its key (ConfigError).
+
+    The file must hold a mapping with the sections data, runs, pretrain and distill; duplicate
+    keys and an empty file are refused."""
     if not path.is_file():
         raise UserError(f"params file {path} not found (run from the project root, or --params)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not valid YAML: {err}") from None
-    return load_params(data)
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text: {err}") from None
+    if data is None:
+        raise UserError(f"{path} is empty: it needs the sections {', '.join(REQUIRED_SECTIONS)}")
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must be a mapping of sections ({', '.join(REQUIRED_SECTIONS)}, "
+                        f"...), got a {type(data).__name__}")
+    return load_params(data, required=REQUIRED_SECTIONS)
 
 
 def resolve_device(runtime: RuntimeConfig) -> torch.device:

@@ -27,8 +27,7 @@ from pipeline.errors import UserError, user_error_types
 from pipeline.outputs import write_csv, write_json
 from pipeline.paths import Layout
 from pipeline.settings import make_tracker
-from sakd.config import Params, SensitivityConfig
-from sakd.configschema import flatten, from_dict, to_dict
+from sakd.config import Params, SensitivityConfig, flatten, validate
 from sakd.tracking import MemoryTracker, MLflowTracker, Tracker
 from sakd.train.checkpoint import atomic_write
 from sakd.train.loop import RunSpec, fit
@@ -86,8 +85,8 @@ def with_overrides(params: Params, n_trials: int | None = None,
     changes = {k: v for k, v in (("n_trials", n_trials), ("workers", workers)) if v is not None}
     if not changes:
         return params
-    cfg = from_dict(SensitivityConfig, {**to_dict(params.sensitivity), **changes}, "sensitivity")
-    return replace(params, sensitivity=cfg)
+    cfg = validate(SensitivityConfig, {**params.sensitivity.model_dump(), **changes}, "sensitivity")
+    return params.model_copy(update={"sensitivity": cfg})
 
 
 def _display_storage(url: str, root: Path) -> str:

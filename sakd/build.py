@@ -230,14 +230,11 @@ def build_distill_run(
 
 
 def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:
-    """The distiller's declared options from the config, plus what it reads off the data."""
+    """The distiller's declared options (distill.options.<name>), plus what it reads off the
+    training data (CRD's memory size and labels)."""
     available = {
         "num_samples": lambda: train_loader.num_samples,
         "labels": lambda: train_loader.labels,
-        "nce_k": lambda: cfg.crd.nce_k,
-        "feat_dim": lambda: cfg.crd.feat_dim,
-        "nce_t": lambda: cfg.crd.nce_t,
-        "nce_momentum": lambda: cfg.crd.nce_momentum,
-        "pretrain_epochs": lambda: cfg.ft.pretrain_epochs,
+        **{key: (lambda v=value: v) for key, value in cfg.options_for(name).model_dump().items()},
     }
     return {k: available[k]() for k in distiller_options(name) if k in available}

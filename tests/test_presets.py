@@ -85,7 +85,8 @@ def test_cifar_and_tiny_presets_follow_the_papers_protocol(name):
     assert d.beta2 == {}  # Table II, the defaults
     assert d.beta2_for("at") == 1000.0 and d.beta2_for("fitnet") == 1.0
     assert d.tau.tau0 == 5.0 and d.tau.tau_min < d.tau.tau0 and d.tau.schedule != "constant"
-    assert (d.crd.nce_k, d.ft.pretrain_epochs, d.teacher_trainable) == (16384, 30, "frozen")
+    assert (d.options_for("crd").nce_k, d.options_for("ft").pretrain_epochs,
+            d.teacher_trainable) == (16384, 30, "frozen")
     assert p.runtime.device == "auto"
 
 

@@ -34,6 +34,7 @@ from sakd.distillers.factory import (
     list_distillers,
     register_distiller,
 )
+from sakd.distillers.options import options_model
 
 __all__ = [
     "DISTILLERS",
@@ -44,6 +45,7 @@ __all__ = [
     "distiller_options",
     "functional",
     "list_distillers",
+    "options_model",
     "register_distiller",
     "resolve_spots",
 ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 
 from sakd.distillers.base import Distiller, resolve_spots
 from sakd.distillers.contrast_memory import (
@@ -16,6 +18,7 @@ from sakd.distillers.contrast_memory import (
 )
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import gated_mean
+from sakd.distillers.options import DistillerOptions
 from sakd.layers import NormalizedEmbed, flat_dim
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,14 @@ class CRD(Distiller):
     default_beta = 0.8
     needs_index = True
     batch_inputs = ("contrast_index",)
+
+    class Options(DistillerOptions):
+        """params.yaml `distill.options.crd` (the CRD paper's CIFAR settings)."""
+
+        nce_k: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_NCE_K  # capped to the data
+        feat_dim: Annotated[int, Field(ge=1, le=65_536)] = 128
+        nce_t: Annotated[float, Field(gt=0, le=100)] = 0.07
+        nce_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
     def __init__(
         self,

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from sakd.distillers.base import ElementwiseDistiller, resolve_spots
 from sakd.distillers.factory import register_distiller
+from sakd.distillers.options import DistillerOptions
 from sakd.layers import flatten_samples, match_spatial
 
 log = logging.getLogger(__name__)
@@ -98,6 +101,11 @@ class FT(ElementwiseDistiller):
     spot_rule = "last_block"
     default_beta = 200.0
     needs_maps = True
+
+    class Options(DistillerOptions):
+        """params.yaml `distill.options.ft`: epochs of paraphraser pretraining (FT paper: 30)."""
+
+        pretrain_epochs: Annotated[int, Field(ge=0, le=100_000)] = 30
 
     def __init__(
         self,

@@ -8,9 +8,8 @@ distillation only in the tuned values and its shorter length.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
-from sakd.config import DistillConfig
+from sakd.config import DistillConfig, replace
 
 Value = float | str
 

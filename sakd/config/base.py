@@ -1,0 +1,153 @@
+"""The config base model and the value types params.yaml is made of.
+
+Every model is frozen, refuses unknown keys, NaN and infinity, and takes no type coercion (a
+bool is not an int, 1.5 does not become 1, "10" is not a number). Registry-backed names are
+checked against their registry when validated, so the message can list the valid ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sakd.config.errors import ConfigError, config_error
+
+M = TypeVar("M", bound=BaseModel)
+
+# sakd.tuning's registries, mirrored so that validating params never imports sakd.tuning
+# (tests/test_config_registries.py keeps them equal).
+PRUNER_NAMES = ("hyperband", "median", "none", "successive_halving")
+SAMPLER_NAMES = ("gp", "qmc", "random", "tpe")
+SCHEDULES_ALL = ["constant", "linear", "exponential", "cosine"]
+
+
+class ConfigModel(BaseModel):
+    """A params.yaml section: strict, frozen, unknown keys refused; null means all defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_defaults(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+    def check(self) -> None:
+        """Validate again (after `replace`); raises ConfigError with keys relative to self."""
+        validate(type(self), self.model_dump())
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    """`model` from plain data; every problem in one ConfigError naming its dotted key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise config_error(err, model, prefix) from None
+
+
+def replace(cfg: M, **changes: Any) -> M:
+    """A copy of `cfg` with `changes` (like dataclasses.replace; unvalidated: call .check())."""
+    return cfg.model_copy(update=changes)
+
+
+def _registry(what: str, names: Callable[[], Any]) -> AfterValidator:
+    def check(value: str) -> str:
+        valid = sorted(names())
+        if value not in valid:
+            raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _datasets() -> list[str]:
+    from sakd.data import list_datasets
+
+    return list_datasets()
+
+
+def _models() -> list[str]:
+    from sakd.models import list_models
+
+    return list_models()
+
+
+def _distillers() -> list[str]:
+    from sakd.distillers import list_distillers
+
+    return list_distillers()
+
+
+def _strategies() -> list[str]:
+    from sakd.spots import list_strategies
+
+    return list_strategies()
+
+
+def _tau_schedules() -> list[str]:
+    from sakd.spots import list_tau_schedules
+
+    return list_tau_schedules()
+
+
+def _device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", value):
+        raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
+    return value
+
+
+def _relative_root(value: str) -> str:
+    parts = value.replace("\\", "/").split("/")
+    if not value or value.startswith(("/", "~")) or re.match(r"[A-Za-z]:", value) or ".." in parts:
+        raise ValueError(f"must be a relative path inside the repository (no '..'), got {value!r}")
+    return value
+
+
+def _storage(url: str) -> str:
+    """Refuse storages Optuna cannot open and passwords in the file (sakd.tuning.urls rules)."""
+    head, sep, rest = url.partition(":")
+    scheme = head.split("+", 1)[0].lower() if sep else ""
+    if scheme not in ("sqlite", "postgresql", "mysql", "journal"):
+        raise ValueError(f"unknown storage {url.split('@')[-1]!r}; valid: sqlite:///<file>, "
+                         "journal:<file>, postgresql://..., mysql://...")
+    if scheme == "journal" and not (rest[3:] if rest.startswith("///") else rest):
+        raise ValueError("journal storage needs a file: journal:<path>")
+    if scheme != "journal" and re.match(r"//[^/@]*:[^/@]+@", rest):
+        raise ValueError("the URL holds a password: keep credentials out of params.yaml; put the "
+                         "URL in the SAKD_OPTUNA_STORAGE environment variable (or use PGPASSWORD "
+                         "/ ~/.pgpass)")
+    return url
+
+
+DatasetName = Annotated[str, _registry("dataset", _datasets)]
+ModelName = Annotated[str, _registry("model", _models)]
+DistillerName = Annotated[str, _registry("distiller", _distillers)]
+StrategyName = Annotated[str, _registry("strategy", _strategies)]
+TauScheduleName = Annotated[str, _registry("tau schedule", _tau_schedules)]
+PrunerName = Annotated[str, _registry("pruner", lambda: PRUNER_NAMES)]
+SamplerName = Annotated[str, _registry("sampler", lambda: SAMPLER_NAMES)]
+Device = Annotated[str, AfterValidator(_device)]
+RelativeRoot = Annotated[str, AfterValidator(_relative_root)]
+StorageUrl = Annotated[str, AfterValidator(_storage)]
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Epochs = Annotated[int, Field(ge=1, le=100_000)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]  # trials, steps, images: >= 0, bounded
+Workers = Annotated[int, Field(ge=0, le=1024)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+Weight = Annotated[float, Field(ge=0, le=1e6)]  # loss weights (beta1, beta2, beta3)
+Temperature = Annotated[float, Field(gt=0, le=1e4)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Decay = Annotated[float, Field(ge=0, le=1)]
+
+
+def unique(key_what: str, names: list[str] | None) -> list[str] | None:
+    """Refuse a repeated name in a list (a duplicate would run or search it twice)."""
+    if names is not None and len(set(names)) != len(names):
+        raise ValueError(f"duplicate {key_what} in {names}")
+    return names
+
+
+__all__ = ["ConfigError", "ConfigModel", "replace", "validate"]
