@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import BenchConfig, BenchResult, format_table, run_bench
 from pipeline.errors import UserError
 from pipeline.outputs import write_json
-from sakd.train.bench import BenchConfig, BenchResult, format_table, run_bench
 
 
 def make_config(**options) -> BenchConfig:

@@ -7,7 +7,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.outputs import write_json
 from pipeline.paths import Layout, run_key
-from pipeline.settings import data_options, resolve_device
+from pipeline.settings import resolve_device
 from pipeline.trained import load_trained
 from sakd.config import Params
 from sakd.data import build_loaders
@@ -27,7 +27,7 @@ def run_evaluate(params: Params, root: Path) -> Path:
     _, test_loader, _ = build_loaders(
         data.dataset, root / data.root, batch_size=256, device=device, seed=0,
         num_workers=data.workers, channels_last=params.runtime.channels_last,
-        **data_options(params),
+        **params.data.dataset_options(),
     )
     missing: list[str] = []
     teachers: dict[str, dict] = {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.settings import data_options
 from sakd.config import Params
 from sakd.data import fetch_dataset
 
@@ -12,5 +11,5 @@ from sakd.data import fetch_dataset
 def run_fetch(params: Params, root: Path, dataset: str | None = None) -> Path:
     """Fetch `dataset` (default: data.dataset) with the options params.data gives it."""
     name = dataset or params.data.dataset
-    options = data_options(params) if name == params.data.dataset else {}
+    options = params.data.dataset_options() if name == params.data.dataset else {}
     return fetch_dataset(name, root / params.data.root, **options)

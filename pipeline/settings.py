@@ -114,13 +114,3 @@ def git_commit(root: Path) -> str:
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("GIT_COMMIT", "unknown")
-
-
-def data_options(params: Params) -> dict:
-    """The dataset's own options from params.data (what fetch_dataset/build_loaders take)."""
-    data = params.data
-    if data.dataset == "imagenet":
-        return {"path": data.imagenet_path}
-    if data.dataset == "digits":
-        return {"test_fraction": data.test_fraction, "split_seed": data.split_seed}
-    return {}

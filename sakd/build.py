@@ -139,16 +139,6 @@ def _example_features(nets: Sequence[SpotNet], example_x: torch.Tensor) -> list[
 
 
 # ---------------------------------------------------------------------------- whole runs
-def data_options(params: Params) -> dict[str, Any]:
-    """The dataset's own options from params.data (what fetch_dataset/build_loaders take)."""
-    data = params.data
-    if data.dataset == "imagenet":
-        return {"path": data.imagenet_path}
-    if data.dataset == "digits":
-        return {"test_fraction": data.test_fraction, "split_seed": data.split_seed}
-    return {}
-
-
 @dataclass
 class Run:
     """A ready run: what the epoch loop needs, plus the data and nets around it."""
@@ -173,7 +163,7 @@ def _loaders(params: Params, data_root: Path, device: torch.device, batch_size: 
     return build_loaders(
         data.dataset, data_root, batch_size=batch_size, device=device, seed=seed,
         num_workers=data.workers, channels_last=params.runtime.channels_last,
-        **data_options(params),
+        **params.data.dataset_options(),
     )
 
 

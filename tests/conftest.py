@@ -37,3 +37,15 @@ def tiny_params(default_params) -> dict:
     p["distill"]["decision_grid"] = 8
     p["runtime"]["device"] = "cpu"
     return p
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one intra-op thread is as fast, and immune to oversubscription when
+    other processes share the CPU. Restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

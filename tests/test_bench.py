@@ -9,14 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from benchmarks import BenchConfig, run_bench
+from benchmarks.memory import PeakMemory
+from benchmarks.timing import interleaved_step_times, rotations
 from pipeline.cli import app
-from sakd.train.bench import (
-    BenchConfig,
-    PeakMemory,
-    interleaved_step_times,
-    rotations,
-    run_bench,
-)
 
 TINY = dict(teacher="resnet14", student="resnet8", distiller="at", batch_size=8, input_size=8,
             num_classes=5, steps=2, warmup=1, device="cpu", epoch_images=16)

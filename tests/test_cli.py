@@ -45,3 +45,13 @@ def test_missing_teacher_checkpoint_says_which_stage_to_run(tmp_path, default_pa
                                  "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "dvc repro pretrain@resnet20" in result.output
+
+
+def test_check_schema_prints_a_json_schema_editors_can_use(tmp_path):
+    import json
+
+    result = runner.invoke(app, ["check", "--schema", "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert {"data", "runs", "pretrain", "distill", "sensitivity"} <= set(schema["properties"])
+    assert not list(tmp_path.iterdir())  # prints only; no params file needed, nothing written

@@ -28,14 +28,7 @@ LABELS = torch.arange(24) % 3  # a tiny "training set": 24 samples, 3 classes
 INDEX = torch.tensor([0, 5, 10, 17])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and immune to oversubscription when
-    other processes share the CPU. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randn(*shape: int, seed: int, dtype=torch.float64) -> torch.Tensor:

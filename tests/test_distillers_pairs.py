@@ -30,14 +30,7 @@ INPUT_SIZE = {"mobilenetv2": 32, "resnet18": 64, "resnet34": 64}
 BATCH_COUPLED = {"fitnet", "ft"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and immune to oversubscription when
-    other processes share the CPU. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @functools.cache

@@ -115,5 +115,11 @@ def test_pngs_are_valid_and_reproducible():
     assert a[:8] == b"\x89PNG\r\n\x1a\n"
     assert a == sweep_png(points, "beta3", "Fig. 4", baseline=84.0, log_x=True)
     assert sweep_png([], "tau0", "empty")[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = [{"trial": 0, "val_top1": 80.0, "best_val_top1": 80.0}]
-    assert history_png(rows, "history", 84.0)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_history_png_is_valid_and_reproducible(study):
+    a = history_png(study, "history", 84.0)
+    assert a[:8] == b"\x89PNG\r\n\x1a\n"
+    assert a == history_png(study, "history", 84.0)
+    empty = optuna.create_study(direction="maximize")
+    assert history_png(empty, "history", 84.0)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -125,3 +125,16 @@ def test_bad_input_exits_2_and_leaves_the_study_as_it_was(project, edit, args, m
     assert message in result.output
     assert "Traceback" not in result.output
     assert (root / "optuna.db").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_the_budget_and_the_parent_run(project):
+    root, raw = project
+    params = load_params(raw)
+    tracker = MemoryTracker()
+    m = run_tune(params, root, workers=2, n_trials=3, progress=False, tracker=tracker)
+    assert (m["n_complete"], m["n_target"]) == (3, 3)
+    study = optuna.load_study(study_name=study_name(params), storage=open_storage(
+        f"sqlite:///{root / 'optuna.db'}"))
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert (root / "reports" / "sensitivity.md").is_file()

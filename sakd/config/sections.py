@@ -43,6 +43,18 @@ class DataConfig(ConfigModel):
     imagenet_path: str | None = None  # imagenet: an existing ImageFolder tree (train/, val/)
     workers: Workers = 4  # streamed datasets (imagenet): DataLoader worker processes
 
+    def dataset_options(self) -> dict[str, Any]:
+        """The chosen dataset's own options (what fetch_dataset / build_loaders take)."""
+        keys = DATASET_OPTION_KEYS.get(self.dataset, {})
+        return {option: getattr(self, key) for option, key in keys.items()}
+
+
+DATASET_OPTION_KEYS: dict[str, dict[str, str]] = {
+    "digits": {"test_fraction": "test_fraction", "split_seed": "split_seed"},
+    "imagenet": {"path": "imagenet_path"},
+}
+"""Per dataset: its loader option -> the data.* key that sets it."""
+
 
 class Schedule(ConfigModel):
     """SGD with a multi-step learning-rate decay (the paper: 240 epochs, x0.1 at 150/180/210)."""

@@ -49,11 +49,7 @@ def gumbel_softmax_st(
     return hard + (soft - soft.detach())
 
 
-def route_decisions(
-    logits: torch.Tensor,
-    tau: float,
-    generator: torch.Generator | None = None,
-    noise: torch.Tensor | None = None,
-) -> torch.Tensor:
+def route_decisions(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
+                    noise: torch.Tensor | None = None) -> torch.Tensor:
     """Policy logits [B, D, 2] -> straight-through decision w [B, D]: 1 = teacher (distill)."""
     return gumbel_softmax_st(logits, tau, generator, noise)[..., DISTILL]

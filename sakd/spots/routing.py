@@ -70,12 +70,8 @@ def mix(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 class RoutingNetwork(nn.Module):
     """The adapters of the routing network plus the segment-by-segment forward."""
 
-    def __init__(
-        self,
-        spots: Sequence[int],
-        to_teacher: Sequence[nn.Module],
-        to_student: Sequence[nn.Module],
-    ) -> None:
+    def __init__(self, spots: Sequence[int], to_teacher: Sequence[nn.Module],
+                 to_student: Sequence[nn.Module]) -> None:
         super().__init__()
         spots = list(spots)
         if spots != sorted(set(spots)):
@@ -87,12 +83,8 @@ class RoutingNetwork(nn.Module):
         self.to_student = nn.ModuleList(to_student)  # H_ts: teacher feature -> student input
 
     @classmethod
-    def from_examples(
-        cls,
-        spots: Sequence[int],
-        feats_s: Sequence[torch.Tensor],
-        feats_t: Sequence[torch.Tensor],
-    ) -> RoutingNetwork:
+    def from_examples(cls, spots: Sequence[int], feats_s: Sequence[torch.Tensor],
+                      feats_t: Sequence[torch.Tensor]) -> RoutingNetwork:
         """Adapters sized from example features of both nets, on their device and dtype."""
         to_teacher = [build_adapter(feats_s[k].shape, feats_t[k].shape) for k in spots]
         to_student = [build_adapter(feats_t[k].shape, feats_s[k].shape) for k in spots]

@@ -8,9 +8,14 @@ params.yaml does not load Optuna):
 - storage / locks: storage URLs (sqlite, journal file, PostgreSQL, MySQL) and the
   cross-process lock that makes trial claims atomic;
 - study: create or continue a study (fingerprint of the objective's settings);
+- job: one `sakd tune` invocation as picklable data (settings, storage URL, study name);
 - budget: claim trials so that N workers end with exactly n_trials; dead workers' trials;
 - heartbeat / runner: run claimed trials (pruning, failures recorded, not fatal);
-- results / plots / report: rows, importances, Fig. 4 PNGs and the markdown report.
+- objective: a trial's training (the caller injects how a distillation run is built) and
+  the `always` baseline;
+- workers / parent_run: this process or N spawned ones; the study's MLflow parent run;
+- results / plots / report / outputs: rows, importances, Fig. 4 PNGs, the markdown report
+  and everything the stage writes, as content (the pipeline writes the files).
 """
 
 from sakd.tuning.errors import TuningError

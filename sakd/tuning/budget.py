@@ -87,7 +87,12 @@ def is_stale(trial: FrozenTrial, me: WorkerId, now: float, stale_after_s: float)
 
 
 class TrialClaimer:
-    """Hands out the study's remaining trials to one worker, one at a time."""
+    """Hands out the study's remaining trials to one worker, one at a time.
+
+    Why not `study.optimize(n_trials=)` or MaxTrialsCallback: both count per process or after
+    a trial ends, so N workers overshoot by up to N-1 trials; a claim here counts and creates
+    the trial under the study lock, and also releases dead workers' trials.
+    """
 
     def __init__(
         self,

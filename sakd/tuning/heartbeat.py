@@ -1,5 +1,11 @@
 """A background heartbeat on the running trial, so other workers can tell a live trial from
-one whose machine died (see budget.is_stale)."""
+one whose machine died (see budget.is_stale).
+
+Why not Optuna's heartbeat (`RDBStorage(heartbeat_interval=...)` with `fail_stale_trials`):
+it exists only for RDB storages, not the journal file, and its thread runs only inside
+`study.optimize`; trials here are claimed with `ask` under the study lock (budget.py), so
+Optuna would never beat for them.
+"""
 
 from __future__ import annotations
 

@@ -17,14 +17,23 @@ import hashlib
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sakd.tuning.urls import redact, storage_file, storage_scheme
+
+if TYPE_CHECKING:
+    from optuna.storages.journal import JournalFileOpenLock
 
 LOCK_GRACE_S = 60
 
 
 def study_lock(url: str, study_name: str) -> AbstractContextManager:
-    """The lock that serialises trial claims of `study_name` in the storage at `url`."""
+    """The lock that serialises trial claims of `study_name` in the storage at `url`.
+
+    Why not Optuna's: its storages lock only their own writes (one insert, one update), never
+    a caller's read-count-then-create; MaxTrialsCallback and `optimize(n_trials=)` count per
+    process or after the fact, so parallel workers overshoot. This lock spans the whole claim.
+    """
     scheme = storage_scheme(url)
     if scheme in ("sqlite", "journal"):
         file = storage_file(url)
@@ -34,11 +43,10 @@ def study_lock(url: str, study_name: str) -> AbstractContextManager:
     raise ValueError(f"no lock for storage {redact(url)!r}")
 
 
-class ThreadLock(AbstractContextManager):
-    """In-memory storages live in one process: a plain mutex is enough."""
+class _HeldLock(AbstractContextManager):
+    """`with` around an object with acquire() and release()."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    _lock: threading.Lock | JournalFileOpenLock
 
     def __enter__(self):
         self._lock.acquire()
@@ -48,7 +56,14 @@ class ThreadLock(AbstractContextManager):
         self._lock.release()
 
 
-class FileLock(AbstractContextManager):
+class ThreadLock(_HeldLock):
+    """In-memory storages live in one process: a plain mutex is enough."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+
+class FileLock(_HeldLock):
     """`<storage file>.sakd.lock`, created with O_EXCL (apart from Optuna's own lock file)."""
 
     def __init__(self, target: Path, grace_s: int = LOCK_GRACE_S) -> None:
@@ -56,13 +71,6 @@ class FileLock(AbstractContextManager):
 
         self.path = Path(f"{target}.lock")
         self._lock = JournalFileOpenLock(str(target), grace_period=grace_s)
-
-    def __enter__(self):
-        self._lock.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._lock.release()
 
 
 class AdvisoryLock(AbstractContextManager):

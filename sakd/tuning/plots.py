@@ -1,14 +1,24 @@
 """Fig. 4 (accuracy against beta3 and against tau0, standard distillation dashed) and the
-optimisation history, rendered to PNG bytes on a private Agg figure (no pyplot state)."""
+optimisation history, rendered to PNG bytes with no software/date metadata.
+
+The history is Optuna's own plot (`optuna.visualization.matplotlib.plot_optimization_history`)
+with the `always` baseline added. Fig. 4 stays custom: Optuna's slice plot has no reference
+line, cannot draw a grid sweep as a curve, and in a grid study would mix the other sweeps'
+points (every trial varies one hyper-parameter, the others sit at their base values).
+"""
 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 
+import optuna
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+YLABEL = "validation top-1 (%)"
 
 
 def _png(fig: Figure, dpi: int) -> bytes:
@@ -19,10 +29,17 @@ def _png(fig: Figure, dpi: int) -> bytes:
     return buf.getvalue()
 
 
-def _baseline(ax, baseline: float | None) -> None:
+def _finish(ax, xlabel: str, title: str, baseline: float | None, has_data: bool) -> None:
+    """The baseline line, labels, title, grid and legend every chart here shares."""
     if baseline is not None:
         ax.axhline(baseline, linestyle="--", color="0.3", linewidth=1.2,
                    label=f"standard distillation (always): {baseline:.2f}%")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(YLABEL)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if has_data or baseline is not None:
+        ax.legend(fontsize=8, loc="best")
 
 
 def sweep_png(
@@ -47,36 +64,36 @@ def sweep_png(
     else:
         ax.text(0.5, 0.5, "no complete trial yet", ha="center", va="center",
                 transform=ax.transAxes, color="0.4")
-    _baseline(ax, baseline)
     if log_x and all(x > 0 for x, _ in points):
         ax.set_xscale("log")
     if xlim is not None:  # a search: show the whole range, not just where trials landed
         ax.set_xlim(*xlim)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    if points or baseline is not None:
-        ax.legend(fontsize=8, loc="best")
+    _finish(ax, xlabel, title, baseline, bool(points))
     return _png(fig, dpi)
 
 
-def history_png(rows: Sequence[dict[str, float]], title: str, baseline: float | None = None,
+def history_png(study: optuna.Study, title: str, baseline: float | None = None,
                 dpi: int = 120) -> bytes:
-    """Each complete trial's value and the best so far, by trial number."""
-    fig = Figure(figsize=(6.0, 4.0))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    if rows:
-        trials = [r["trial"] for r in rows]
-        ax.plot(trials, [r["val_top1"] for r in rows], "o", label="trial", markersize=5)
-        ax.step(trials, [r["best_val_top1"] for r in rows], where="post", label="best so far")
-    _baseline(ax, baseline)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    if rows or baseline is not None:
-        ax.legend(fontsize=8, loc="best")
-    return _png(fig, dpi)
+    """Optuna's optimisation history (each complete trial's value, the best so far) with the
+    baseline; drawn under a private rc context (Optuna switches pyplot to its ggplot style)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        fig = Figure(figsize=(6.0, 4.0))  # nothing to plot: Optuna would only log a warning
+        FigureCanvasAgg(fig)
+        _finish(fig.add_subplot(), "trial", title, baseline, has_data=False)
+        return _png(fig, dpi)
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax = plot_optimization_history(study, target_name="trial")
+        fig = ax.figure
+        try:
+            fig.set_size_inches(6.0, 4.0)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            _finish(ax, "trial", title, baseline, has_data=True)
+            return _png(fig, dpi)
+        finally:
+            plt.close(fig)

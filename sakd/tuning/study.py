@@ -13,11 +13,13 @@ import warnings
 from typing import Any
 
 import optuna
-from optuna.exceptions import DuplicatedStudyError
 from optuna.study import StudyDirection
 
 from sakd.config import Params, config_hash
 from sakd.tuning.errors import TuningError
+from sakd.tuning.job import TuneJob
+from sakd.tuning.pruners import create_pruner
+from sakd.tuning.storage import open_storage
 
 METRIC_NAME = "val_top1"
 FINGERPRINT = "sakd_fingerprint"
@@ -66,15 +68,9 @@ def open_study(storage, name: str, attrs: dict[str, Any], pruner=None) -> optuna
 
     `pruner` None means no pruning (Optuna's own default would be a median pruner).
     """
-    pruner = pruner or optuna.pruners.NopPruner()
-    try:
-        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
-    except KeyError:
-        try:
-            study = optuna.create_study(study_name=name, storage=storage, pruner=pruner,
-                                        direction="maximize")
-        except DuplicatedStudyError:  # created meanwhile by another worker
-            study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                                pruner=pruner or optuna.pruners.NopPruner(),
+                                load_if_exists=True)  # the stored direction wins: checked below
     _check_same_objective(study, name, attrs)
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
@@ -84,6 +80,17 @@ def open_study(storage, name: str, attrs: dict[str, Any], pruner=None) -> optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
     return study
+
+
+def open_job_study(job: TuneJob) -> optuna.Study:
+    """The job's study in its storage, with the configured pruner (searches only: every grid
+    point runs in full); TuningError when the storage or the study does not fit."""
+    s = job.cfg
+    pruner = (create_pruner(s.pruner.kind, s.pruner.n_startup_trials, s.pruner.n_warmup_steps,
+                            s.epochs) if s.mode == "search" else None)
+    fingerprint = study_fingerprint(job.params)
+    return open_study(open_storage(job.storage_url), job.study,
+                      study_attrs(job.params, fingerprint), pruner)
 
 
 def _check_same_objective(study: optuna.Study, name: str, attrs: dict[str, Any]) -> None:

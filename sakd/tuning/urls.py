@@ -11,6 +11,7 @@ Accepted URLs (a relative path is relative to the project root, like DVC's paths
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,3 +88,13 @@ def redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def display_storage(url: str, root: Path) -> str:
+    """Storage as shown in reports: relative to the root when it is a file there; redacted."""
+    file = storage_file(url)
+    if file is not None:
+        with contextlib.suppress(ValueError):
+            rel = file.resolve().relative_to(root.resolve()).as_posix()
+            return f"journal:{rel}" if url.startswith("journal:") else f"sqlite:///{rel}"
+    return redact(url)

@@ -1,0 +1,50 @@
+"""What every `sakd` command shares: the --params/--root/--quiet options, the exit-2
+handling of bad input, and reading params.yaml from the project root."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from pipeline.errors import user_error_types
+from pipeline.paths import find_root
+
+if TYPE_CHECKING:
+    from sakd.config import Params
+
+F = TypeVar("F", bound=Callable)
+
+ParamsOpt = Annotated[
+    Path, typer.Option("--params", "-p", help="params file (default: params.yaml at the root)")
+]
+RootOpt = Annotated[
+    Path | None, typer.Option("--root", help="project root (default: nearest with params.yaml)")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
+
+def user_errors_exit_2(fn: F) -> F:
+    """Bad input prints one clear line on stderr and exits 2; bugs keep their traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except user_error_types() as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_context(params_path: Path, root: Path | None) -> tuple[Params, Path]:
+    """(validated params, project root); --params is relative to the root."""
+    from pipeline.settings import read_params
+
+    root = (root or find_root()).resolve()
+    path = params_path if params_path.is_absolute() else root / params_path
+    return read_params(path), root

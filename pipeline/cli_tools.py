@@ -1,0 +1,96 @@
+"""The `sakd` tools beside the DVC stages: `tune` (the sensitivity study) and `bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
+
+
+@user_errors_exit_2
+def tune(
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="worker processes here (default: sensitivity.workers)"),
+    ] = None,
+    n_trials: Annotated[
+        int | None,
+        typer.Option("--n-trials", help="trials in total, finished ones included "
+                     "(default: sensitivity.n_trials)"),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Optuna storage URL shared by all workers (default: "
+                     "$SAKD_OPTUNA_STORAGE, else sensitivity.storage)"),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sensitivity study over beta3 and the tau schedule (Fig. 4); re-running continues it."""
+    from pipeline.tune import run_tune
+
+    p, root_dir = load_context(params, root)
+    m = run_tune(p, root_dir, n_trials=n_trials, workers=workers, storage=storage,
+                 progress=not quiet)
+    best = ("no complete trial" if m["best_value"] is None else
+            f"best {m['best_value']:.2f}% (trial {m['best_trial']}: "
+            + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in m["best_params"].items()) + ")")
+    typer.echo(f"study {m['study']}: {best}; {m['n_complete']} complete, {m['n_pruned']} "
+               f"pruned, {m['n_failed']} failed; wrote reports/sensitivity.md")
+
+
+@user_errors_exit_2
+def bench(
+    teacher: Annotated[str, typer.Option("--teacher", help="teacher architecture")] = "resnet56",
+    student: Annotated[str, typer.Option("--student", help="student architecture")] = "resnet20",
+    distiller: Annotated[str, typer.Option("--distiller", help="kd, fitnet, at, ...")] = "at",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
+    input_size: Annotated[int, typer.Option("--input-size", help="square input side")] = 32,
+    num_classes: Annotated[int, typer.Option("--num-classes")] = 100,
+    steps: Annotated[int, typer.Option("--steps", help="timed steps per strategy")] = 20,
+    warmup: Annotated[int, typer.Option("--warmup", help="untimed steps first")] = 3,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
+    threads: Annotated[
+        int, typer.Option("--threads", help="torch CPU threads (0: torch's default)")
+    ] = 0,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last/--no-channels-last", help="NHWC layout")
+    ] = True,
+    autocast: Annotated[
+        bool, typer.Option("--autocast/--no-autocast", help="bf16 autocast (CUDA only)")
+    ] = True,
+    compile_: Annotated[
+        bool, typer.Option("--compile/--no-compile", help="torch.compile each network stage")
+    ] = False,
+    fold_bn: Annotated[
+        bool, typer.Option("--fold-bn/--no-fold-bn", help="BN folded into convs in eval passes")
+    ] = True,
+    epoch_images: Annotated[
+        int | None,
+        typer.Option("--epoch-images", help="images in the timed epoch (default: 50,000 on "
+                     "CUDA, 10 batches on CPU; 0: skip)"),
+    ] = None,
+    strategies: Annotated[
+        str, typer.Option("--strategies", help="comma-separated")
+    ] = "never,always,adaptive",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the figures as JSON here")
+    ] = None,
+) -> None:
+    """Time the distillation step per strategy (interleaved; median) and one epoch each."""
+    from pipeline.bench import make_config, run_bench_command
+
+    cfg = make_config(
+        teacher=teacher, student=student, distiller=distiller, batch_size=batch_size,
+        input_size=input_size, num_classes=num_classes, steps=steps, warmup=warmup,
+        device=device, threads=threads, channels_last=channels_last, autocast=autocast,
+        compile=compile_, fold_batchnorm=fold_bn, epoch_images=epoch_images,
+        strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), seed=seed,
+    )
+    run_bench_command(cfg, json_path, log=typer.echo)

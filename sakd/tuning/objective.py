@@ -1,0 +1,95 @@
+"""The objective's training: one shortened distillation per trial, in a nested MLflow run.
+
+The library does not assemble a distillation run itself (data, models, the teacher checkpoint
+are the pipeline's business): the caller passes a `Build` callable, and this module adds what
+the study needs around it: the trial's config, per-epoch reports for pruning, MLflow tags.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+
+from sakd.config import DistillConfig
+from sakd.tracking import Tracker
+from sakd.train.loop import RunSpec, TrainingJob, fit
+from sakd.tuning.hyperparams import Value, trial_config
+from sakd.tuning.job import TuneJob
+from sakd.tuning.runner import Reporter, TrainFn, TrialSetting
+from sakd.tuning.study import STRATEGY
+
+BASELINE_ATTR = "baseline_always_top1"
+
+
+class BuiltRun(Protocol):
+    """What a Build returns: a ready-to-fit job and its MLflow tags and params."""
+
+    job: TrainingJob
+    tags: dict[str, str]
+    params: dict[str, Any]
+
+
+# build(distill config, strategy, checkpoint path) -> a distillation run of the study's pair
+Build = Callable[[DistillConfig, str, Path], BuiltRun]
+
+
+def distill_trial(
+    job: TuneJob, tracker: Tracker, build: Build, values: dict[str, Value], strategy: str,
+    name: str, tags: dict[str, str], report: Reporter | None,
+) -> float:
+    """One shortened distillation in a nested MLflow run; returns its last val top-1."""
+    cfg = trial_config(job.params.distill, values, job.cfg.epochs)
+    with tempfile.TemporaryDirectory(prefix="sakd-tune-") as tmp:
+        d = build(cfg, strategy, Path(tmp) / "run.pt")
+
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            if report is None:
+                return
+            try:
+                report(epoch, metrics["val/top1"])
+            except optuna.TrialPruned:
+                tracker.set_tags({"optuna.state": "PRUNED"})
+                raise
+
+        def on_finish(history: list[dict]) -> None:
+            tracker.log_metrics({"trial/val_top1": history[-1]["val/top1"]}, step=len(history))
+            if report is not None:
+                tracker.set_tags({"optuna.state": "COMPLETE"})
+
+        run = RunSpec(
+            experiment=job.experiment, name=name, nested=True,
+            tags={**d.tags, "stage": "sensitivity", "optuna.study": job.study, **tags},
+            params={**d.params, **{f"trial.{k}": v for k, v in values.items()}},
+        )
+        history = fit(replace(d.job, on_epoch_end=on_epoch_end), tracker, run,
+                      on_finish=on_finish, log=lambda line: print(f"[{name}] {line}"))
+    return float(history[-1]["val/top1"])
+
+
+def make_trainer(job: TuneJob, tracker: Tracker, build: Build) -> TrainFn:
+    """The objective's training: spot-adaptive distillation with the trial's values."""
+
+    def train(setting: TrialSetting) -> float:
+        return distill_trial(job, tracker, build, setting.values, STRATEGY,
+                             name=f"trial-{setting.number}",
+                             tags={"optuna.trial": str(setting.number)}, report=setting.report)
+
+    return train
+
+
+def ensure_baseline(job: TuneJob, study: optuna.Study, tracker: Tracker,
+                    build: Build) -> float | None:
+    """Fig. 4's dashed line: the `always` strategy, same epochs and seed; trained once per
+    study (kept in the study) and, by running first, a check that data and teacher load."""
+    if not job.cfg.baseline:
+        return None
+    if BASELINE_ATTR not in study.user_attrs:
+        value = distill_trial(job, tracker, build, {}, "always", name="baseline-always",
+                              tags={"optuna.role": "baseline"}, report=None)
+        study.set_user_attr(BASELINE_ATTR, value)
+    return float(study.user_attrs[BASELINE_ATTR])
