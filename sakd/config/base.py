@@ -105,19 +105,27 @@ def _relative_root(value: str) -> str:
     return value
 
 
-def _storage(url: str) -> str:
-    """Refuse storages Optuna cannot open and passwords in the file (sakd.tuning.urls rules)."""
+def storage_problem(url: str) -> str | None:
+    """Why `url` is not usable as params.yaml's Optuna storage (None when it is): storages
+    Optuna cannot open, and passwords written into the file. The one home of this rule;
+    sakd.tuning.urls asks it too."""
     head, sep, rest = url.partition(":")
     scheme = head.split("+", 1)[0].lower() if sep else ""
     if scheme not in ("sqlite", "postgresql", "mysql", "journal"):
-        raise ValueError(f"unknown storage {url.split('@')[-1]!r}; valid: sqlite:///<file>, "
-                         "journal:<file>, postgresql://..., mysql://...")
+        return (f"unknown storage {url.split('@')[-1]!r}; valid: sqlite:///<file>, "
+                "journal:<file>, postgresql://..., mysql://...")
     if scheme == "journal" and not (rest[3:] if rest.startswith("///") else rest):
-        raise ValueError("journal storage needs a file: journal:<path>")
+        return "journal storage needs a file: journal:<path>"
     if scheme != "journal" and re.match(r"//[^/@]*:[^/@]+@", rest):
-        raise ValueError("the URL holds a password: keep credentials out of params.yaml; put the "
-                         "URL in the SAKD_OPTUNA_STORAGE environment variable (or use PGPASSWORD "
-                         "/ ~/.pgpass)")
+        return ("the URL holds a password: keep credentials out of params.yaml; put the URL in "
+                "the SAKD_OPTUNA_STORAGE environment variable (or use PGPASSWORD / ~/.pgpass)")
+    return None
+
+
+def _storage(url: str) -> str:
+    problem = storage_problem(url)
+    if problem:
+        raise ValueError(problem)
     return url
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sakd.config.base import storage_problem
 from sakd.tuning.errors import TuningError
 
 ENV_VAR = "SAKD_OPTUNA_STORAGE"
@@ -31,17 +32,8 @@ def storage_scheme(url: str) -> str:
 
 
 def check_storage_url(url: str) -> str | None:
-    """Why `url` is not usable as params.yaml's storage, or None when it is."""
-    scheme = storage_scheme(url)
-    if scheme not in SCHEMES:
-        return (f"unknown storage {redact(url)!r}; valid: sqlite:///<file>, journal:<file>, "
-                f"postgresql://..., mysql://...")
-    if scheme == "journal" and not journal_path(url):
-        return "journal storage needs a file: journal:<path>"
-    if scheme != "journal" and urlsplit(url).password:
-        return (f"the URL holds a password: keep credentials out of params.yaml; put the URL in "
-                f"the {ENV_VAR} environment variable (or use PGPASSWORD / ~/.pgpass)")
-    return None
+    """Why `url` is not usable as params.yaml's storage, or None when it is (the config's rule)."""
+    return storage_problem(url)
 
 
 def journal_path(url: str) -> str:
