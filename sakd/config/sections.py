@@ -129,10 +129,10 @@ def _gamma_keys(gamma: dict[str, float]) -> dict[str, float]:
     from sakd.distillers import list_distillers
 
     valid = ["default", *list_distillers()]
-    unknown = [k for k in gamma if k not in valid]
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}; valid: "
-                         f"{', '.join(valid)}")
+    problems: list[Problem] = [(k, f"unknown key; valid: {', '.join(valid)}")
+                               for k in gamma if k not in valid]
+    if problems:
+        raise ConfigError("", problems=problems)
     return gamma
 
 
@@ -245,7 +245,7 @@ class RuntimeConfig(ConfigModel):
 
     device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps
     channels_last: bool = True  # measured faster on CPU (sakd bench) and preferred for bf16
-    autocast: bool = True  # bf16 autocast on CUDA only; ignored on CPU
+    autocast: bool = False  # fp32 as the paper; True: bf16 on CUDA (a speed option)
     compile: bool = False
     deterministic: bool = True
     threads: Annotated[int, Field(ge=0, le=4096)] = 0  # CPU threads; 0 = torch's default
