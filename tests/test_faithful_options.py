@@ -203,3 +203,39 @@ def test_bf16_routing_loss_stays_within_the_stated_tolerance_of_fp32():
     sp = steps[0].forward_student(x, y)  # the same decisions for both precisions
     fp32, bf16 = (step.forward_routing(x, y, sp) for step in steps)
     torch.testing.assert_close(bf16.float(), fp32, rtol=BF16_RTOL["routing"], atol=0)
+
+
+# ----------------------------------------------------------------------------- presets
+def _preset(name: str):
+    import yaml
+
+    from tests.test_presets import CONFIGS
+
+    return load_params(yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()))
+
+
+def test_authors_preset_sets_every_authors_code_option_on_the_papers_cifar_cells():
+    p = _preset("cifar100_authors")
+    d = p.distill
+    assert (d.tau.schedule, d.tau.tau0) == ("constant", 5.0)
+    assert (d.routing_loss, d.policy_init, d.teacher_loss) == ("reference", "auto", "all")
+    assert {n: d.gamma_for(n) for n in ("at", "rkd", "vid", "sp", "crd")} == {
+        "at": 2.0, "rkd": 2.0, "vid": 2.0, "sp": 1.0, "crd": 1.0}
+    assert d.options_for("cc").train_teacher_embed is False
+    assert d.options_for("ft").pretrain_epochs == 30
+    assert (d.router_lr_ratio, d.router_weight_decay) == (0.5, 1e-3)
+    assert p.runtime.autocast is False
+    paper = [_preset(n) for n in ("cifar100_homogeneous", "cifar100_heterogeneous")]
+    assert [x.name for x in p.runs.pairs] == [x.name for q in paper for x in q.runs.pairs]
+    inits = {x.name: resolve_policy_init("auto", x.teacher, x.student) for x in p.runs.pairs}
+    assert [x.name for x in paper[0].runs.pairs] == [n for n, i in inits.items() if i == "distill"]
+
+
+def test_paper_presets_and_the_default_train_in_fp32():
+    import yaml
+
+    from tests.test_presets import ALL_PRESETS, REPO
+
+    assert load_params(yaml.safe_load((REPO / "params.yaml").read_text())).runtime.autocast is False
+    for name in ALL_PRESETS:
+        assert _preset(name).runtime.autocast is False, name
