@@ -244,7 +244,7 @@ class RuntimeConfig(ConfigModel):
     """Where and how tensors run. `auto` picks CUDA when present."""
 
     device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps
-    channels_last: bool = True  # measured faster on CPU (sakd bench) and preferred for bf16
+    channels_last: bool = False  # NHWC: faster, but less accurate on CPU (docs/precision.md)
     autocast: bool = False  # fp32 as the paper; True: bf16 on CUDA (a speed option)
     compile: bool = False
     deterministic: bool = True
