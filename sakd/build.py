@@ -22,14 +22,15 @@ from sakd.data import DatasetInfo, build_loaders
 from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.models import create_model
 from sakd.models.base import SpotNet
-from sakd.spots.policy import PolicyNet
+from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.routing import RoutingNetwork, eval_mode
 from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
-from sakd.train.distill_step import TEACHER_TRAINABLE, DistillStep, _unique_parameters
+from sakd.train.distill_step import DistillStep, _unique_parameters
 from sakd.train.evaluate import evaluate
 from sakd.train.runtime import autocast_enabled, place_model, seed_everything
 from sakd.train.supervised import SupervisedStep
+from sakd.train.teacher_loss import TEACHER_TRAINABLE
 
 Schedulers = dict[str, torch.optim.lr_scheduler.LRScheduler]
 
@@ -72,8 +73,10 @@ def build_distill_step(
     if strategy.uses_policy:
         feats_s, feats_t = _example_features((student, teacher), example_x)
         embed_t, embed_s = feats_t[-1].flatten(1), feats_s[-1].flatten(1)
+        init = resolve_policy_init(cfg.policy_init, getattr(teacher, "arch", None),
+                                   getattr(student, "arch", None))
         policy = PolicyNet(embed_t.shape[1], embed_s.shape[1], len(distiller.spots) + 1,
-                           init=cfg.policy_init)
+                           init=init)
         policy.to(device=embed_s.device, dtype=embed_s.dtype)
         routing = RoutingNetwork.from_examples(distiller.spots, feats_s, feats_t)
         if channels_last:

@@ -114,6 +114,28 @@ class TauConfig(ConfigModel):
         return self
 
 
+Gamma = Annotated[float, Field(gt=0, le=1e6)]
+"""The authors' routing-loss (and co-trained CE) factor: 2 for some distillers, else 1."""
+
+
+def _gamma_mapping(value: Any) -> Any:
+    """A single number (the older form) is the default of every distiller."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"default": value}
+    return value
+
+
+def _gamma_keys(gamma: dict[str, float]) -> dict[str, float]:
+    from sakd.distillers import list_distillers
+
+    valid = ["default", *list_distillers()]
+    problems: list[Problem] = [(k, f"unknown key; valid: {', '.join(valid)}")
+                               for k in gamma if k not in valid]
+    if problems:
+        raise ConfigError("", problems=problems)
+    return gamma
+
+
 def _distiller_options(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each distiller's options checked against its declared Options (defaults filled in)."""
     from sakd.distillers import list_distillers
@@ -143,21 +165,30 @@ class DistillConfig(Schedule):
     beta3: Weight = 1.0  # weight of the routing loss
     kd_T: Temperature = 4.0
     tau: TauConfig = Field(default_factory=TauConfig)
-    policy_init: Literal["neutral", "distill"] = "neutral"
+    policy_init: Literal["neutral", "distill", "auto"] = "neutral"  # auto: +10 on same family
     routing_loss: Literal["paper", "reference"] = "paper"
-    gamma: Annotated[float, Field(gt=0, le=1e6)] = 1.0  # routing_loss: reference only
+    # routing_loss reference, teacher_loss all: {default: g, <distiller>: g}; a number = default
+    gamma: dict[str, Gamma] = Field(default_factory=lambda: {"default": 1.0})
     teacher_trainable: Literal["frozen", "scratch", "pretrained"] = "frozen"
+    teacher_loss: Literal["own_ce", "all"] = "own_ce"  # a trained teacher learns from: ...
     router_lr_ratio: Annotated[float, Field(gt=0, le=1e3)] = 0.5
     router_weight_decay: Decay = 1e-3
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # distill.options.crd...
     decision_grid: Count = 32  # validation images in the Fig. 5-style decision grid artifact
 
     _check_options = field_validator("options")(_distiller_options)
+    _gamma_mapping = field_validator("gamma", mode="before")(_gamma_mapping)
+    _gamma_keys = field_validator("gamma")(_gamma_keys)
 
     def beta2_for(self, distiller: str) -> float:
         from sakd.distillers import default_beta
 
         return self.beta2.get(distiller, default_beta(distiller))
+
+    def gamma_for(self, distiller: str) -> float:
+        """gamma of `distiller`: its own entry, else `default` (else 1, the authors' value for
+        every distiller they do not list)."""
+        return self.gamma.get(distiller, self.gamma.get("default", 1.0))
 
     def options_for(self, distiller: str) -> BaseModel:
         """`distiller`'s declared options: params' values over the declared defaults."""
@@ -213,8 +244,8 @@ class RuntimeConfig(ConfigModel):
     """Where and how tensors run. `auto` picks CUDA when present."""
 
     device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps
-    channels_last: bool = True  # measured faster on CPU (sakd bench) and preferred for bf16
-    autocast: bool = True  # bf16 autocast on CUDA only; ignored on CPU
+    channels_last: bool = False  # NHWC: faster, but less accurate on CPU (docs/precision.md)
+    autocast: bool = False  # fp32 as the paper; True: bf16 on CUDA (a speed option)
     compile: bool = False
     deterministic: bool = True
     threads: Annotated[int, Field(ge=0, le=4096)] = 0  # CPU threads; 0 = torch's default

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
+from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples, match_spatial
 
 
@@ -17,7 +18,7 @@ def attention_map(f: torch.Tensor, p: int = 2) -> torch.Tensor:
 
 def at_per_sample(f_s: torch.Tensor, f_t: torch.Tensor, p: int = 2) -> torch.Tensor:
     """mean_hw (a(f_s) - a(f_t))^2 per sample, after pooling the larger map to the smaller."""
-    f_s, f_t = match_spatial(f_s, f_t.detach())
+    f_s, f_t = match_spatial(f_s, teacher_target(f_t))
     return (attention_map(f_s, p) - attention_map(f_t, p)).pow(2).mean(1)
 
 

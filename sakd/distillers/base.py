@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from sakd.distillers.gating import check_mask, gated_mean, spot_gate
+from sakd.distillers.target import teacher_target
 
 # How a distiller names its spots (Table I), resolved against the number of features L:
 #   "hint"       -> [2]            FitNet's hint layer (CRD benchmark hint_layer=2)
@@ -120,7 +121,7 @@ class Distiller(nn.Module):
         self.check_inputs(index, inputs)
         extra = dict(inputs, index=index) if self.needs_index else inputs
         losses = [
-            self.spot_loss(k, feats_s[i], feats_t[i].detach(), spot_gate(mask, k), **extra)
+            self.spot_loss(k, feats_s[i], teacher_target(feats_t[i]), spot_gate(mask, k), **extra)
             for k, i in enumerate(self.spots)
         ]
         return self.stack_losses(losses, feats_s[-1])

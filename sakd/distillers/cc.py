@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 
 from sakd.distillers.base import RelationalDistiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import pair_gate
+from sakd.distillers.options import DistillerOptions
 from sakd.layers import LinearEmbed, flat_dim, flatten_samples
 
 
@@ -46,14 +50,21 @@ class CC(RelationalDistiller):
     """CC on the pooled embedding (features[-1]): both nets' features go through their own
     Linear embedding to `feat_dim` (128, the benchmark default), then `cc`.
 
-    Both embeddings train with the student (the benchmark's setting). The SAKD authors' code
-    detaches the teacher-side embedding, so it stays at its initialisation:
-    `train_teacher_embed=False` reproduces that (its parameters are then frozen and not
-    reported by student_parameters()).
+    Both embeddings train with the student by default: the paper wraps each distiller
+    unchanged, and CC as published (and as the authors' own standard-distillation runs) trains
+    both. The SAKD authors' code detaches the teacher-side embedding, so in their
+    spot-adaptive runs it stays at its initialisation: `distill.options.cc.train_teacher_embed:
+    false` reproduces that (its parameters are then frozen and not in student_parameters()).
     """
 
     spot_rule = "embedding"
     default_beta = 0.02
+
+    class Options(DistillerOptions):
+        """params.yaml `distill.options.cc`."""
+
+        feat_dim: Annotated[int, Field(ge=1, le=65_536)] = 128  # the benchmark's embedding width
+        train_teacher_embed: bool = True  # False: the SAKD authors' code (embedding never trains)
 
     def __init__(self, spots: list[int], embed_s: LinearEmbed, embed_t: LinearEmbed) -> None:
         super().__init__(spots)

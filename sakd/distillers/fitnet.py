@@ -6,13 +6,14 @@ import torch
 
 from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
+from sakd.distillers.target import teacher_target
 from sakd.layers import ConvReg, flatten_samples, require_same_shape
 
 
 def fitnet_per_sample(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
     """Mean squared error per sample, shape [B] (f_s already regressed to f_t's shape)."""
     require_same_shape("fitnet", f_s, f_t)
-    return flatten_samples(f_s - f_t.detach()).pow(2).mean(1)
+    return flatten_samples(f_s - teacher_target(f_t)).pow(2).mean(1)
 
 
 def fitnet(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
@@ -24,9 +25,9 @@ def fitnet(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
 class FitNet(ElementwiseDistiller):
     """MSE between ConvReg(f_s) and f_t at the hint layer (features[2]; beta 1 per Table II).
 
-    The regressor (with BatchNorm) runs on the whole batch and only its loss is gated: no
-    boolean indexing, at the price of batch statistics that include unselected samples (the
-    authors' code runs it on the selected sub-batch).
+    The regressor (with BatchNorm) runs on the whole batch and only its loss is gated, so its
+    batch statistics include unselected samples, exactly as in the authors' code (which runs it
+    on the full batch and indexes the result by the spot's mask afterwards).
     """
 
     spot_rule = "hint"

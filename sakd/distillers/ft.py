@@ -16,6 +16,7 @@ from torch import nn
 from sakd.distillers.base import ElementwiseDistiller, resolve_spots
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.options import DistillerOptions
+from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples, match_spatial
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def factor_map(f: torch.Tensor) -> torch.Tensor:
 
 def ft_per_sample(factor_s: torch.Tensor, factor_t: torch.Tensor) -> torch.Tensor:
     """mean_hw |phi(F_s) - phi(F_t)| per sample, shape [B]."""
-    factor_s, factor_t = match_spatial(factor_s, factor_t.detach())
+    factor_s, factor_t = match_spatial(factor_s, teacher_target(factor_t))
     return (factor_map(factor_s) - factor_map(factor_t)).abs().mean(1)
 
 
@@ -95,7 +96,7 @@ class FT(ElementwiseDistiller):
     the authors' code), then freezes it: it never appears in student_parameters(). The gated
     loss of an empty selection is 0 (the authors' code keeps the full-batch loss there: a bug
     not reproduced). The translator (with BatchNorm) runs on the whole batch; only its loss is
-    gated (the authors' code runs it on the selected sub-batch).
+    gated (as in the authors' code, which runs it on the full batch and indexes afterwards).
     """
 
     spot_rule = "last_block"

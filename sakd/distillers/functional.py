@@ -13,8 +13,10 @@ the batch-mean scalar; alongside each one is the variant a strategy gates:
   syncs with the host, is exactly 0 for an empty subset and equals the plain loss for an
   all-ones gate.
 
-The teacher side is a constant target: it is detached, so no loss ever pushes gradient into
-the teacher features. One exception: `cc`/`cc_masked` keep the gradient of `e_t` (see `cc`).
+The teacher side is a constant target: it is read through `target.teacher_target`, which
+detaches it, so no loss pushes gradient into the teacher features; only inside
+`target.teacher_gradients()` (the authors' co-trained teacher, `distill.teacher_loss: all`)
+does it keep its gradient. `cc`/`cc_masked` always keep the gradient of `e_t` (see `cc`).
 """
 
 from sakd.distillers.at import at, at_per_sample, attention_map

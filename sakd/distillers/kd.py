@@ -12,12 +12,13 @@ import torch.nn.functional as F
 from sakd.distillers.base import Distiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import gated_mean
+from sakd.distillers.target import teacher_target
 
 
 def kd_per_sample(logits_s: torch.Tensor, logits_t: torch.Tensor, T: float = 4.0) -> torch.Tensor:
     """T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) per sample, shape [B]."""
     log_p_s = F.log_softmax(logits_s / T, dim=1)
-    log_p_t = F.log_softmax(logits_t.detach() / T, dim=1)
+    log_p_t = F.log_softmax(teacher_target(logits_t) / T, dim=1)
     return F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True).sum(1) * (T * T)
 
 

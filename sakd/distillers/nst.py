@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
+from sakd.distillers.target import teacher_target
 from sakd.layers import match_spatial
 
 
@@ -17,7 +18,7 @@ def _poly_kernel_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def nst_per_sample(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
     """Squared MMD with the kernel k(x, y) = (x.y)^2 between channel maps, per sample [B]."""
-    f_s, f_t = match_spatial(f_s, f_t.detach())
+    f_s, f_t = match_spatial(f_s, teacher_target(f_t))
     s = F.normalize(f_s.reshape(f_s.shape[0], f_s.shape[1], -1), dim=2)
     t = F.normalize(f_t.reshape(f_t.shape[0], f_t.shape[1], -1), dim=2)
     return _poly_kernel_mean(t, t) + _poly_kernel_mean(s, s) - 2 * _poly_kernel_mean(s, t)

@@ -7,6 +7,7 @@ import torch
 from sakd.distillers.base import RelationalDistiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import pair_gate, pair_mean_share, safe_denominator
+from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples
 
 PKT_EPS = 1e-7
@@ -23,7 +24,7 @@ def _cosine_probabilities(e: torch.Tensor, pairs: torch.Tensor | None) -> torch.
 
 def pkt_masked(e_s: torch.Tensor, e_t: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
     """PKT on the selected subset, times n/B (see `pkt`)."""
-    s, t = flatten_samples(e_s), flatten_samples(e_t.detach())
+    s, t = flatten_samples(e_s), flatten_samples(teacher_target(e_t))
     pairs = pair_gate(None if gate is None else gate.to(s.dtype))
     p_s, p_t = _cosine_probabilities(s, pairs), _cosine_probabilities(t, pairs)
     total = (p_t * torch.log((p_t + PKT_EPS) / (p_s + PKT_EPS))).sum()

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from sakd.distillers.base import RelationalDistiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import safe_denominator
+from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples
 
 PDIST_EPS = 1e-12
@@ -40,7 +41,7 @@ def rkd_masked(
     w_angle: float = 50.0,
 ) -> torch.Tensor:
     """RKD on the selected subset, times n/B (see `rkd`)."""
-    s, t = flatten_samples(e_s), flatten_samples(e_t.detach())
+    s, t = flatten_samples(e_s), flatten_samples(teacher_target(e_t))
     batch = s.shape[0]
     off_diagonal = 1 - torch.eye(batch, device=s.device, dtype=s.dtype)
     g = torch.ones(batch, device=s.device, dtype=s.dtype) if gate is None else gate.to(s.dtype)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from sakd.distillers.base import RelationalDistiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import pair_gate, pair_mean_share
+from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples
 
 
@@ -15,7 +16,7 @@ def sp_masked(f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None) -
     """SP on the selected subset, times n/B (see `sp`)."""
     batch = f_s.shape[0]
     pairs = pair_gate(gate)
-    s, t = flatten_samples(f_s), flatten_samples(f_t.detach())
+    s, t = flatten_samples(f_s), flatten_samples(teacher_target(f_t))
     g_s, g_t = s @ s.t(), t @ t.t()
     if pairs is not None:
         g_s, g_t = g_s * pairs.to(g_s.dtype), g_t * pairs.to(g_t.dtype)

@@ -10,6 +10,7 @@ from torch import nn
 
 from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
+from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples, match_spatial, require_same_shape
 
 
@@ -23,7 +24,7 @@ def vid_per_sample(
     """
     require_same_shape("vid", pred_mean, target)
     var = pred_var.view(1, -1, *([1] * (pred_mean.dim() - 2)))
-    nll = 0.5 * ((pred_mean - target.detach()).pow(2) / var + torch.log(var))
+    nll = 0.5 * ((pred_mean - teacher_target(target)).pow(2) / var + torch.log(var))
     return flatten_samples(nll).mean(1)
 
 

@@ -26,7 +26,15 @@ def create_model(name: str, num_classes: int, **kw) -> SpotNet:
     factory = MODELS.get(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return factory(num_classes=num_classes, **kw)
+    model = factory(num_classes=num_classes, **kw)
+    model.arch = name  # the registry name, for decisions per pair (policy_init: auto)
+    return model
+
+
+def model_family(name: str) -> str:
+    """The family of a registered architecture: the zoo module that defines it (resnet_cifar,
+    wrn, vgg, ...). Same family = the authors' "homogeneous" pairs."""
+    return MODELS.get(name).__module__.rsplit(".", 1)[-1]
 
 
 def list_models() -> list[str]:

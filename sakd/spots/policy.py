@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from sakd.models.zoo import model_family
 from sakd.registry import Registry
 from sakd.spots.gumbel import DISTILL
 
@@ -36,6 +37,25 @@ def _distill(linear: nn.Linear) -> None:
 
 def list_policy_inits() -> list[str]:
     return POLICY_INITS.names()
+
+
+AUTHORS_HETEROGENEOUS = frozenset({("resnet32x4", "resnet32")})
+"""Same-family pairs the authors' configs still mark heterogeneous (no +10 bias): the 4x-wide
+ResNet teacher of the plain-width student (REFERENCE-NOTES, "Pairs with homo = False")."""
+
+
+def resolve_policy_init(init: str, teacher_arch: str | None, student_arch: str | None) -> str:
+    """`auto` -> the authors' per-pair choice: `distill` (+10) on homogeneous pairs (same zoo
+    family, not in AUTHORS_HETEROGENEOUS), else `neutral`. Other names pass through."""
+    if init != "auto":
+        return init
+    if teacher_arch is None or student_arch is None:
+        raise ValueError("distill.policy_init 'auto' needs the teacher's and the student's "
+                         "architecture names (networks made by sakd.models.create_model carry "
+                         "them as `.arch`); use 'neutral' or 'distill' for other networks")
+    same_family = model_family(teacher_arch) == model_family(student_arch)
+    homogeneous = same_family and (teacher_arch, student_arch) not in AUTHORS_HETEROGENEOUS
+    return "distill" if homogeneous else "neutral"
 
 
 class PolicyNet(nn.Module):

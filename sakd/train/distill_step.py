@@ -17,10 +17,10 @@ nowhere, `random` by coin flips, `anti` where the policy says not to; only polic
 the routing pass. No `.item()` and no boolean indexing: gating multiplies by the mask and the
 step returns detached device tensors that the loop sums and syncs once per epoch.
 
-The step owns its per-run state: tau (advanced by a sakd.spots.tau clock), the distiller's
-pre-phase (FT's paraphraser) at a fresh start, and its per-epoch metric names. Eval-mode passes
-run on BatchNorm-folded views: same function, no weight gradient possible. Mixed precision
-(bf16, for CUDA) is one autocast context per forward half; autocast keeps losses in float32.
+The step owns its per-run state: tau (a sakd.spots.tau clock), the distiller's pre-phase
+(FT's paraphraser) at a fresh start, and its per-epoch metric names. Eval-mode passes run on
+BatchNorm-folded views. bf16 (`autocast`, a speed option; fp32 is the paper's) is one autocast
+context per forward half. A trainable teacher's coupling: sakd.train.teacher_loss.
 """
 
 from __future__ import annotations
@@ -44,9 +44,7 @@ from sakd.spots.routing import RoutingNetwork, eval_mode
 from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import Strategy
 from sakd.spots.tau import TauClock
-
-TEACHER_TRAINABLE: dict[str, bool] = {"frozen": False, "scratch": True, "pretrained": True}
-"""Teacher modes of Table VIII -> whether the teacher is trained with the student."""
+from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
 Stats = dict[str, torch.Tensor]
 
@@ -99,6 +97,9 @@ class DistillStep:
         self.spots, self.num_decisions = list(distiller.spots), len(distiller.spots) + 1
         self.teacher_trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
         self.routing_loss_fn = get_routing_loss(cfg.routing_loss, self.teacher_trainable)
+        self.gamma, self.teacher_loss = cfg.gamma_for(distiller.name), create_teacher_loss(
+            cfg.teacher_loss)
+        self.ce_weight = self.teacher_loss.ce_weight(self.gamma) if self.teacher_trainable else 1.0
         n = student.num_features
         self.spot_names = [spot_name(k, n) for k in self.spots] + [spot_name(n, n)]
         self._router_params = _unique_parameters(policy, routing)
@@ -148,7 +149,7 @@ class DistillStep:
             out[f"train/distill/{name}"] = loss
         return out
 
-    def _precision(self, x: torch.Tensor) -> AbstractContextManager:
+    def _precision(self, x: torch.Tensor) -> AbstractContextManager:  # bf16: a speed option
         return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast)
 
     @staticmethod
@@ -212,19 +213,18 @@ class DistillStep:
             # Eq. 7: CE + beta1 * gated KD (logit spot, last column) + beta2 * gated spots
             ce = F.cross_entropy(logits_s, y)
             if self.strategy.needs_teacher:
-                targets_t = [f.detach() for f in feats_t]
-                kd = kd_per_sample(logits_s, logits_t.detach(), self.cfg.kd_T) * mask[:, -1]
-                kd = kd.mean()
-                spot_losses = self.distiller(feats_s, targets_t, mask=mask[:, :-1], index=index)
+                with self.teacher_loss.scope(self.teacher_trainable):
+                    kd = (kd_per_sample(logits_s, logits_t, self.cfg.kd_T) * mask[:, -1]).mean()
+                    spot_losses = self.distiller(feats_s, feats_t, mask=mask[:, :-1], index=index)
             else:
                 kd = logits_s.new_zeros((), dtype=torch.float32)
                 spot_losses = logits_s.new_zeros(len(self.spots), dtype=torch.float32)
-            loss = ce + self.cfg.beta1 * kd + self.beta2 * spot_losses.sum()
+            loss = self.ce_weight * ce + self.cfg.beta1 * kd + self.beta2 * spot_losses.sum()
 
             teacher_ce = None
-            if self.teacher_trainable:  # Table VIII: the teacher learns from its own CE
+            if self.teacher_trainable:  # Table VIII: the teacher learns from its CE (+ above)
                 teacher_ce = F.cross_entropy(logits_t, y)
-                loss = loss + teacher_ce
+                loss = loss + self.ce_weight * teacher_ce
 
         teacher_first = None
         if w is not None and not self.teacher_trainable:
@@ -244,7 +244,7 @@ class DistillStep:
             teacher = self._current(self._eval_teacher)
             routed = self.routing(student, teacher, x, sp.w, sp.teacher_first)
             return self.routing_loss_fn(
-                routed, y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.cfg.gamma
+                routed, y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.gamma
             )
 
     def update_router(self, routing_loss: torch.Tensor) -> None:
