@@ -1,4 +1,4 @@
-"""The `sakd` deployment commands: `register` (a DVC stage) and `export` (a tool)."""
+"""The `sakd` deployment commands: `compression` and `register` (DVC stages), `export`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ def register(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> N
     p, root_dir = load_context(params, root)
     out = run_register(p, root_dir, resolve_tracking_uri(p.tracking.uri, root_dir))
     typer.echo(f"wrote {out}")
+
+
+@user_errors_exit_2
+def compression(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
+    """Params, MACs, weights size, ONNX Runtime latency and test top-1 of every network."""
+    from pipeline.compression import run_compression
+
+    p, root_dir = load_context(params, root)
+    typer.echo(f"wrote {run_compression(p, root_dir)}")
 
 
 @user_errors_exit_2

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.settings import git_commit
-from sakd.build import Run
-from sakd.tracking import DatasetRecord, Tracker
+from sakd.tracking import MODEL_NAME, DatasetRecord, Tracker
 
-MODEL_NAME = "model"  # runs:/<run id>/model is the trained network (student or teacher)
+if TYPE_CHECKING:
+    from sakd.build import Run
 
 WHOLE_FILE_LIMIT = 256 * 2**20  # larger files are digested by size + first and last MiB
 _EDGE = 2**20

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.lineage import MODEL_NAME
 from pipeline.outputs import write_json
 from pipeline.paths import Layout, run_key
 from sakd.config import Params
+from sakd.tracking import MODEL_NAME
 from sakd.train.checkpoint import load_checkpoint
 
 ALIAS = "champion"

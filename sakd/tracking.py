@@ -19,6 +19,7 @@ from torch import nn
 
 # MLflow 3's UI opens the training-runs view (charts, compare) for experiments with this tag.
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+MODEL_NAME = "model"  # runs:/<run id>/model is a run's trained network (student or teacher)
 
 
 class Tracker:
