@@ -230,3 +230,16 @@ def test_readme_serving_example_answers_with_the_pytorch_logits(project):
     with torch.no_grad():
         np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5, rtol=0)
     assert got.argmax(1).tolist() == model(x).argmax(1).tolist()
+
+
+def test_macs_count_conv_and_linear_layers_per_image():
+    from torch import nn
+
+    from sakd.deploy import count_macs
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Flatten(), nn.Linear(256, 10))
+    conv1 = 8 * 8 * 4 * 3 * 3 * 3  # output elements x (in/groups) x kh x kw
+    conv2 = 8 * 8 * 4 * 2 * 3 * 3
+    assert count_macs(net, (3, 8, 8)) == conv1 + conv2 + 256 * 10
+    assert net.training  # restored after the count
