@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
+from pipeline.cli_deploy import compression, export, register
 from pipeline.cli_tools import bench, tune
 from pipeline.errors import UserError
 from pipeline.paths import find_root
@@ -161,6 +162,9 @@ def preset(
 
 app.command()(tune)
 app.command()(bench)
+app.command()(compression)
+app.command()(register)
+app.command()(export)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.decisions import write_decision_grid
 from pipeline.errors import UserError
+from pipeline.lineage import log_dataset_and_model, source_tags
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout, run_key
 from pipeline.settings import git_commit, make_tracker, resolve_device
@@ -88,6 +89,8 @@ def build_distillation(
         "stage": "distill", "dataset": data.dataset, "teacher": teacher_arch,
         "student": student_arch, "distiller": distiller_name, "strategy": strategy,
         "seed": str(seed), "git_commit": git_commit(root), "params_hash": job.config_hash,
+        **source_tags(root, f"sakd distill --teacher {teacher_arch} --student {student_arch} "
+                            f"--distiller {distiller_name} --strategy {strategy} --seed {seed}"),
     }
     run_params = {
         **flatten(data, "data"), **flatten(cfg, "distill"), "teacher": teacher_arch,
@@ -135,6 +138,8 @@ def run_distill(
                                                 params.distill.decision_grid, Path(tmp)):
                     tracker.log_artifact(path, "decisions")
         tracker.log_artifact(ckpt, "checkpoint")
+        log_dataset_and_model(tracker, d.run, params.data.dataset,
+                              root / params.data.root / params.data.dataset)
 
     fit(d.job, tracker, spec, on_finish=finish)
     return metrics

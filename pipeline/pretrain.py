@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.lineage import log_dataset_and_model, source_tags
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, resolve_device
@@ -23,7 +24,8 @@ def run_pretrain(
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
-    run = build_supervised_run(params, root / data.root, resolve_device(params.runtime), arch)
+    run = built = build_supervised_run(params, root / data.root, resolve_device(params.runtime),
+                                       arch)
     ckpt = layout.pretrained(arch)
     job = TrainingJob(
         step=run.step, train_loader=run.train_loader, evaluate=run.evaluate,
@@ -37,6 +39,7 @@ def run_pretrain(
         "stage": "pretrain", "dataset": data.dataset, "arch": arch,
         "role": "teacher/student-alone", "seed": str(cfg.seed),
         "git_commit": git_commit(root), "params_hash": job.config_hash,
+        **source_tags(root, f"sakd pretrain --arch {arch}"),
     }
     run = RunSpec(
         experiment=f"{params.tracking.experiment_prefix}-pretrain",
@@ -55,6 +58,7 @@ def run_pretrain(
                             step=cfg.epochs)
         tracker.log_artifact(ckpt, "checkpoint")
         tracker.log_artifact(layout.pretrain_plots(arch), "plots")
+        log_dataset_and_model(tracker, built, data.dataset, root / data.root / data.dataset)
 
     fit(job, tracker, run, on_finish=finish)
     return metrics

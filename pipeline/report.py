@@ -29,6 +29,7 @@ from sakd.report import (
     route_png_bytes,
 )
 from sakd.report.aggregate import distiller_sort_key
+from sakd.report.compression import render_compression
 
 SENSITIVITY_OUTPUTS = (
     ("Sensitivity report", Path("reports") / "sensitivity.md"),
@@ -52,6 +53,9 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
         if (root / path).is_file()
     ]
     text = render_results(dataset, results, paper_lookup(dataset), figures, links)
+    compression = root / "metrics" / "compression" / f"{dataset}.json"
+    if compression.is_file():  # written by the compression stage (`sakd compression`)
+        text += "\n" + render_compression(json.loads(compression.read_text(encoding="utf-8")))
     atomic_write_text(out_md, text)
 
 

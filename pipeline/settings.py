@@ -98,7 +98,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 def make_tracker(params: Params, root: Path) -> Tracker:
     uri = resolve_tracking_uri(params.tracking.uri, root)
-    return MLflowTracker(uri, artifact_root=root / "mlruns")
+    return MLflowTracker(uri, artifact_root=root / "mlruns",
+                         system_metrics=params.tracking.system_metrics)
 
 
 def git_commit(root: Path) -> str:

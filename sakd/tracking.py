@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 # MLflow 3's UI opens the training-runs view (charts, compare) for experiments with this tag.
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+MODEL_NAME = "model"  # runs:/<run id>/model is a run's trained network (student or teacher)
 
 
 class Tracker:
@@ -44,6 +49,24 @@ class Tracker:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         raise NotImplementedError
+
+    def log_dataset(self, record: DatasetRecord) -> None:
+        """Record which data the run trained on (MLflow: the run's Datasets)."""
+        raise NotImplementedError
+
+    def log_model(self, model: nn.Module, name: str, example: torch.Tensor) -> str | None:
+        """Log a network as a loadable model (logits for a batch); returns its URI, if any."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset as a run used it: name, content digest, where it lies, images per split."""
+
+    name: str
+    digest: str
+    source: str  # a folder path or URI
+    splits: Mapping[str, int]
 
 
 @dataclass
@@ -90,6 +113,13 @@ class MemoryTracker(Tracker):
     def set_tags(self, tags):
         self.runs[self._stack[-1]]["tags"].update(tags)
 
+    def log_dataset(self, record):
+        self.runs[self._stack[-1]].setdefault("datasets", []).append(record)
+
+    def log_model(self, model, name, example):
+        self.runs[self._stack[-1]].setdefault("models", {})[name] = model
+        return None
+
     def metric_history(self, key: str, run_id: str | None = None) -> list[tuple[int, float]]:
         """[(step, value)] of one metric: handy in tests."""
         run = self.runs[run_id or next(reversed(self.runs))]
@@ -99,12 +129,15 @@ class MemoryTracker(Tracker):
 class MLflowTracker(Tracker):
     """Records to MLflow. `artifact_root` pins where new experiments keep artifacts."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path | None = None, system_metrics: bool = False
+    ) -> None:
         import mlflow
 
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        self.system_metrics = system_metrics  # MLflow's own CPU/memory/GPU sampler per run
         mlflow.set_tracking_uri(tracking_uri)
 
     @property
@@ -134,13 +167,15 @@ class MLflowTracker(Tracker):
     def run(self, experiment, run_name, tags, params, run_id=None, nested=False):
         mlflow = self._mlflow
         if run_id is not None:
-            active = mlflow.start_run(run_id=run_id, nested=nested)
+            active = mlflow.start_run(run_id=run_id, nested=nested,
+                                      log_system_metrics=self.system_metrics)
         else:
             active = mlflow.start_run(
                 experiment_id=self._experiment_id(experiment),
                 run_name=run_name,
                 tags=dict(tags),
                 nested=nested,
+                log_system_metrics=self.system_metrics,
             )
             # MLflow params are strings of at most 6000 chars; log in batches of 100.
             items = [(k, str(v)[:6000]) for k, v in params.items()]
@@ -158,6 +193,35 @@ class MLflowTracker(Tracker):
 
     def set_tags(self, tags):
         self._mlflow.set_tags(dict(tags))
+
+    def log_dataset(self, record):
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        with warnings.catch_warnings():  # two registered local sources match; both are fine
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(Path(record.source).resolve().as_uri())
+        dataset = MetaDataset(source, name=record.name, digest=record.digest)
+        tags = {f"{split}_size": str(n) for split, n in record.splits.items()}
+        self._mlflow.log_input(dataset, context="training", tags=tags)
+
+    def log_model(self, model, name, example):
+        """mlflow.pytorch model with signature + input example; a CPU copy in eval mode, so
+        `mlflow.pytorch.load_model(uri)` returns the network without the training device."""
+        import copy
+
+        import mlflow.pytorch
+        from mlflow.models import infer_signature
+
+        net = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
+        x = example[:2].detach().cpu().float().contiguous()
+        with torch.no_grad():
+            signature = infer_signature(x.numpy(), net(x).numpy())
+        info = mlflow.pytorch.log_model(
+            net, name=name, input_example=x.numpy(), signature=signature,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+        return info.model_uri
 
 
 def _metric_key(key: str) -> str:

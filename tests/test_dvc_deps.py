@@ -23,6 +23,8 @@ STAGE_MODULES = {
     "sensitivity": "pipeline/tune.py",
     "evaluate": "pipeline/evaluate.py",
     "report": "pipeline/report.py",
+    "compression": "pipeline/compression.py",
+    "register": "pipeline/register.py",
 }
 """The module behind each stage's `sakd <command>` (pipeline/cli.py dispatches to it)."""
 

@@ -57,5 +57,8 @@ def test_dvc_repro_runs_every_stage_and_writes_the_report(tmp_path):
     assert set(evaluated["students"]) == {
         "resnet14-resnet8/kd-adaptive-seed0", "resnet14-resnet8/kd-always-seed0"}
     assert (tmp_path / "metrics" / "sensitivity.json").is_file()
+    assert "## Compression" in report  # the compression stage ran before the report
+    registry = json.loads((tmp_path / "metrics" / "registry" / "digits.json").read_text())
+    assert registry["sakd-digits-resnet14-resnet8"]["alias"] == "champion"
     status = subprocess.run(["dvc", "status"], cwd=tmp_path, capture_output=True, text=True)
     assert "up to date" in status.stdout  # a second `dvc repro` would do nothing

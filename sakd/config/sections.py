@@ -256,3 +256,4 @@ class TrackingConfig(ConfigModel):
 
     uri: str | None = None
     experiment_prefix: Annotated[str, Field(min_length=1)] = "sakd"
+    system_metrics: bool = False  # MLflow's CPU/memory/GPU sampling per run (a thread; slower)

@@ -1,0 +1,70 @@
+"""What a run came from, in the places MLflow's UI shows it: the git commit and command (its
+Source/Version columns), the DVC experiment name, and the dataset with a content digest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.settings import git_commit
+from sakd.tracking import MODEL_NAME, DatasetRecord, Tracker
+
+if TYPE_CHECKING:
+    from sakd.build import Run
+
+WHOLE_FILE_LIMIT = 256 * 2**20  # larger files are digested by size + first and last MiB
+_EDGE = 2**20
+
+
+def source_tags(root: Path, command: str) -> dict[str, str]:
+    """MLflow's own source tags plus `dvc.exp_name` when `dvc exp run` runs the stage."""
+    commit = git_commit(root)
+    tags = {
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": command,
+        "mlflow.source.git.commit": commit.removesuffix("-dirty"),
+        "git_dirty": str(commit.endswith("-dirty")).lower(),
+    }
+    exp_name = os.environ.get("DVC_EXP_NAME")  # DVC sets it during `dvc exp run`
+    if exp_name:
+        tags["dvc.exp_name"] = exp_name
+    return tags
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 (first 16 hex digits) over every file's relative path and content, in order.
+
+    Files over WHOLE_FILE_LIMIT (ImageNet archives) contribute their size and first and last
+    MiB, so the digest stays cheap and still changes when a file is replaced."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        h.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
+        with path.open("rb") as f:
+            if size <= WHOLE_FILE_LIMIT:
+                for block in iter(lambda: f.read(_EDGE), b""):
+                    h.update(block)
+            else:
+                h.update(f.read(_EDGE))
+                f.seek(size - _EDGE)
+                h.update(f.read(_EDGE))
+    return h.hexdigest()[:16]
+
+
+def dataset_record(dataset: str, folder: Path, splits: dict[str, int]) -> DatasetRecord:
+    """The run's dataset: fetched folder, its digest, and the images in each split."""
+    return DatasetRecord(name=dataset, digest=folder_digest(folder), source=str(folder),
+                         splits=splits)
+
+
+def log_dataset_and_model(tracker: Tracker, run: Run, dataset: str, folder: Path) -> str | None:
+    """At the end of a run: its dataset (with split sizes) and the trained network as the MLflow
+    model `model` (an input example from the evaluation split); returns the model URI."""
+    splits = {name.removesuffix("_loader"): len(loader.labels)
+              for name in ("train_loader", "val_loader", "test_loader")
+              if (loader := getattr(run, name, None)) is not None}
+    tracker.log_dataset(dataset_record(dataset, folder, splits))
+    example = next(iter(run.test_loader))[0]
+    return tracker.log_model(run.model, MODEL_NAME, example)

@@ -1,0 +1,245 @@
+"""From study to deployable student on digits: MLflow models and lineage, the registry step,
+verified export, the compression table, and serving the registered champion over HTTP.
+
+One module-scoped project (resnet8 teacher and student, kd, two strategies, 2 epochs) is trained
+once with a real MLflow tracker on a temporary sqlite store.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import mlflow.pytorch
+import numpy as np
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+
+from pipeline.distill import run_distill
+from pipeline.evaluate import run_evaluate
+from pipeline.export import run_export
+from pipeline.fetch import run_fetch
+from pipeline.lineage import folder_digest
+from pipeline.paths import Layout, run_key
+from pipeline.pretrain import run_pretrain
+from pipeline.register import ALIAS, registered_name, run_register
+from pipeline.trained import load_trained
+from sakd.config import load_params
+from sakd.data import build_loaders
+from sakd.tracking import MLflowTracker
+from tests.conftest import REPO
+
+NAME = registered_name("digits", "resnet8", "resnet8")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, one_thread):
+    raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+    raw["runs"] = {"pretrain": ["resnet8"], "pairs": [{"teacher": "resnet8", "student": "resnet8"}],
+                   "distillers": ["kd"], "strategies": ["adaptive", "always"], "seeds": [0]}
+    for section in ("pretrain", "distill"):
+        raw[section].update(epochs=2, milestones=[1])
+    raw["distill"]["decision_grid"] = 0
+    raw["runtime"].update(device="cpu", threads=1)
+    root = tmp_path_factory.mktemp("deploy")
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = load_params(raw)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    tracker = MLflowTracker(uri, artifact_root=root / "mlruns")
+    run_fetch(params, root)
+    run_pretrain(params, "resnet8", root, tracker=tracker, progress=False)
+    for strategy in ("adaptive", "always"):
+        run_distill(params, root, "resnet8", "resnet8", "kd", strategy, 0, tracker=tracker,
+                    progress=False)
+    run_evaluate(params, root)
+    mlflow.set_tracking_uri(uri)
+    return root, params, uri
+
+
+def _test_batch(root: Path, n: int = 16) -> torch.Tensor:
+    _, test, _ = build_loaders("digits", root / "data", batch_size=n, device="cpu")
+    return next(iter(test))[0][:n].contiguous()
+
+
+def _checkpoints(root: Path) -> list[tuple[Path, str]]:
+    layout = Layout(root, "digits")
+    return [(layout.pretrained("resnet8"), "model"),
+            *((layout.student(run_key("resnet8", "resnet8", "kd", s, 0)), "student")
+              for s in ("adaptive", "always"))]
+
+
+def test_every_trained_network_is_an_mlflow_model_with_the_checkpoint_logits(project):
+    root, _, _ = project
+    x = _test_batch(root)
+    for path, module in _checkpoints(root):
+        net, state = load_trained(path, module, "test")
+        loaded = mlflow.pytorch.load_model(f"runs:/{state['run_id']}/model")
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x), net.eval()(x), rtol=0, atol=1e-5)
+        info = mlflow.models.get_model_info(f"runs:/{state['run_id']}/model")
+        assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 3, 8, 8)
+
+
+def test_runs_record_dataset_digest_split_sizes_and_source(project):
+    root, _, uri = project
+    client = MlflowClient(uri)
+    digest = folder_digest(root / "data" / "digits")
+    for path, module in _checkpoints(root):
+        run = client.get_run(load_trained(path, module, "test")[1]["run_id"])
+        (entry,) = run.inputs.dataset_inputs
+        assert (entry.dataset.name, entry.dataset.digest) == ("digits", digest)
+        tags = {t.key: t.value for t in entry.tags}
+        assert (tags["train_size"], tags["test_size"]) == ("1347", "450")
+        assert run.data.tags["mlflow.source.name"].startswith("sakd ")
+        assert "mlflow.source.git.commit" in run.data.tags
+
+
+def test_digest_changes_with_the_data(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"12345")
+    before = folder_digest(tmp_path)
+    (tmp_path / "a.bin").write_bytes(b"12346")
+    assert folder_digest(tmp_path) != before
+
+
+def test_register_picks_the_best_val_run_tags_it_and_never_duplicates(project):
+    root, params, uri = project
+    layout = Layout(root, "digits")
+    keys = [run_key("resnet8", "resnet8", "kd", s, 0) for s in ("adaptive", "always")]
+    val = {k: load_trained(layout.student(k), "student", "t")[1]["history"][-1]["val/top1"]
+           for k in keys}
+    best, other = sorted(keys, key=lambda k: -val[k])
+    evaluated = json.loads(layout.evaluate_metrics().read_text())
+    evaluated["students"][other]["top1"] = 100.0  # test must not decide
+    layout.evaluate_metrics().write_text(json.dumps(evaluated))
+    client = MlflowClient(uri)
+    for _ in range(2):
+        out = run_register(params, root, uri)
+    versions = client.search_model_versions(f"name='{NAME}'")
+    assert len(versions) == 1
+    chosen = client.get_model_version_by_alias(NAME, ALIAS)
+    expected = best if val[best] > val[other] else keys[0]  # a tie goes to params order
+    assert chosen.tags["run_key"] == expected
+    assert chosen.tags["distiller"] == "kd" and chosen.tags["seed"] == "0"
+    assert float(chosen.tags["test_top1"]) == pytest.approx(
+        evaluated["students"][chosen.tags["run_key"]]["top1"], abs=0.01)
+    assert json.loads(out.read_text())[NAME]["version"] == int(chosen.version)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_of_the_champion_is_verified_and_batch_dynamic(project, tmp_path, fmt):
+    _, _, uri = project
+    pytest.importorskip("onnxruntime") if fmt == "onnx" else None
+    out = run_export(f"models:/{NAME}@{ALIAS}", fmt, tmp_path / f"student.{fmt}", uri)
+    assert out.path.is_file() and out.max_abs_diff <= out.atol
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(out.path), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].shape[0] == "batch"
+
+
+def test_export_from_a_checkpoint_and_a_mismatch_names_the_difference(project, tmp_path):
+    from pipeline.errors import UserError
+    from sakd.deploy.export import EXPORTERS, Exporter, _load_torchscript, _write_torchscript
+
+    root, _, uri = project
+    ckpt = _checkpoints(root)[1][0]
+    done = run_export(str(ckpt), "torchscript", tmp_path / "s.ts", uri)
+    assert done.path.is_file()
+    if "noisy-test" not in EXPORTERS:
+        def noisy(path):
+            run = _load_torchscript(path)
+            return lambda x: run(x) + 0.5
+        EXPORTERS.register("noisy-test")(lambda: Exporter(_write_torchscript, noisy))
+    with pytest.raises(UserError, match=r"differ from PyTorch's by 0\.5"):
+        run_export(str(ckpt), "noisy-test", tmp_path / "bad.ts", uri)
+    assert not (tmp_path / "bad.ts").exists()  # nothing unverified left behind
+
+
+def test_compression_table_in_the_report(project):
+    from pipeline.compression import run_compression
+    from pipeline.report import run_report
+    from sakd.deploy import count_params
+    from sakd.models import create_model
+
+    root, params, _ = project
+    data = json.loads(run_compression(params, root).read_text())
+    cost = data["architectures"]["resnet8"]
+    assert cost["params"] == count_params(create_model("resnet8", 10))
+    assert cost["macs"] > cost["params"]  # convs reuse weights over the 8x8 maps
+    assert cost["latency_ms_b64"] > 0 and cost["latency_ms_b1"] > 0
+    assert [r["role"].split(",")[0] for r in data["rows"]] == ["teacher", "student alone",
+                                                             "student"]
+    out = root / "reports" / "results.md"
+    run_report(root, "digits", out, root / "plots" / "report" / "digits")
+    text = out.read_text()
+    assert "## Compression" in text and data["machine"] in text
+    assert "| resnet8-resnet8 | teacher | resnet8 | 0.078 |" in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, payload: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_readme_serving_example_answers_with_the_pytorch_logits(project):
+    """The README's `mlflow models serve` command against the registry alias, on loopback."""
+    root, _, uri = project
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not answer /ping in 240 s"
+                time.sleep(1)
+        x = _test_batch(root, 4)
+        got = np.asarray(_post(f"http://127.0.0.1:{port}/invocations",
+                               {"inputs": x.numpy().tolist()})["predictions"])
+    finally:
+        os.killpg(server.pid, 15)  # the server and its workers: the group this test started
+        server.wait(timeout=30)
+    model = mlflow.pytorch.load_model(f"models:/{NAME}@{ALIAS}")
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5, rtol=0)
+    assert got.argmax(1).tolist() == model(x).argmax(1).tolist()
+
+
+def test_macs_count_conv_and_linear_layers_per_image():
+    from torch import nn
+
+    from sakd.deploy import count_macs
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, padding=1, groups=2), nn.Flatten(), nn.Linear(256, 10))
+    conv1 = 8 * 8 * 4 * 3 * 3 * 3  # output elements x (in/groups) x kh x kw
+    conv2 = 8 * 8 * 4 * 2 * 3 * 3
+    assert count_macs(net, (3, 8, 8)) == conv1 + conv2 + 256 * 10
+    assert net.training  # restored after the count
