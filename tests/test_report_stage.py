@@ -21,7 +21,7 @@ def _run(distiller, strategy, seed, top1):
     return f"{PAIR}/{distiller}-{strategy}-seed{seed}", {
         "teacher": "resnet56", "student": "resnet20", "distiller": distiller,
         "strategy": strategy, "seed": seed, "top1": top1, "top5": 90.0,
-        "best_top1": top1 + 0.5, "best_epoch": 1, "epochs": 2,
+        "val_top1": top1, "best_val_top1": top1 + 0.5, "best_epoch": 1, "epochs": 2,
     }
 
 
