@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from sakd.reference import PaperLookup
 from sakd.report.aggregate import pairs_in_order
 from sakd.report.cells import fmt_delta
+from sakd.report.paired import paired_table
 from sakd.report.records import EvaluateResults
 from sakd.report.routes import RouteFigure
+from sakd.report.stats import METHOD
 from sakd.report.tables import Table, ablation_table, comparison_table, pretrained_table
 
 METRIC_TITLES = {"top1": "Top-1", "top5": "Top-5"}
@@ -40,6 +42,7 @@ def render_results(
         "## Networks trained alone (pretrain stage)\n\n" + render_table(pretrained_table(results)),
         _comparison_section(results, paper, metrics),
         _ablation_section(results, paper),
+        _paired_section(results),
         _routes_section(route_figures),
         _sensitivity_section(sensitivity_links),
         _best_epoch_footnote(results),
@@ -54,7 +57,11 @@ def _header(dataset: str, results: EvaluateResults, paper: PaperLookup | None) -
         f"Dataset: `{dataset}`. Accuracy is the **last epoch's** test accuracy (%), top-1 unless "
         "marked, as the paper reports it[^best]. Distillation cells are the mean ± sample std "
         "over n seeds (std only when n ≥ 2; n in parentheses). Δ = Adap. − Stan. of the means. "
-        "T and S are the teacher and the student trained alone (pretrain stage, one run each).",
+        "T and S are the teacher and the student trained alone by the pretrain stage (its "
+        "schedule, one seed); \"S, distill stage\" is the same student trained alone by the "
+        "distill stage's `never` strategy (the distilled students' schedule and seeds), the "
+        "baseline the distillation rows compare with. Per-epoch numbers and every selection use "
+        "the validation split held out of the training data; the test split is read once.",
     ]
     if seeds:
         seed_list = ", ".join(map(str, seeds))
@@ -97,6 +104,23 @@ def _ablation_section(results: EvaluateResults, paper: PaperLookup | None) -> st
         else:
             out.append(f"{title}\n\nTop-1:\n\n{render_table(table)}")
     if not pairs:
+        out.append("No distillation runs yet.")
+    return "\n\n".join(out)
+
+
+def _paired_section(results: EvaluateResults) -> str:
+    out = ["## Is the difference real? Paired differences against `always`",
+           f"Each row is a strategy minus standard distillation on the same seeds (last-epoch "
+           f"test top-1, points). 95% interval: {METHOD}. A verdict of \"no detectable "
+           f"difference\" means the interval contains 0: the seeds cannot tell the two apart."]
+    for pair in pairs_in_order(results.runs):
+        table = paired_table(results, pair)
+        title = f"### {pair[0]} → {pair[1]}"
+        if table is None:
+            out.append(f"{title}\n\nNo `always` runs for this pair: nothing to pair with.")
+        else:
+            out.append(f"{title}\n\n{render_table(table)}")
+    if len(out) == 2:
         out.append("No distillation runs yet.")
     return "\n\n".join(out)
 
