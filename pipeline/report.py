@@ -21,6 +21,7 @@ from sakd.report import (
     RouteFigure,
     StudentRun,
     average_routes,
+    late_summary,
     pairs_in_order,
     parse_evaluate,
     parse_route_csv,
@@ -72,7 +73,8 @@ def write_route_figures(
     figures = []
     for (teacher, student, distiller), runs in _adaptive_groups(results):
         sources = [layout.distill_plots(run.key) / "route.csv" for run in runs]
-        curve = average_routes([_read_route(p) for p in sources], [str(p) for p in sources])
+        per_run = [_read_route(p) for p in sources]
+        curve = average_routes(per_run, [str(p) for p in sources])
         stem = plots_dir / f"route_{teacher}-{student}_{distiller}"
         title = (f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive "
                  f"(mean of {len(runs)} seed{'s' if len(runs) > 1 else ''})")
@@ -82,6 +84,8 @@ def write_route_figures(
         figures.append(RouteFigure(
             teacher, student, distiller,
             image=_relative(png, report_dir), data=_relative(csv, report_dir), n_seeds=len(runs),
+            summaries=tuple(late_summary(f"seed {r.seed}", c) for r, c in zip(runs, per_run,
+                                                                              strict=True)),
         ))
     return figures
 

@@ -52,3 +52,14 @@ def test_report_shows_every_strategy_against_always_with_its_interval():
     assert rows["anti − always"][5].startswith("always better than anti")
     text = render_results("digits", results)
     assert "t-interval" in text and "no detectable difference at n=3" in text
+
+
+def test_late_route_summary_flags_a_policy_that_distills_everywhere():
+    from sakd.report import late_fractions, late_summary, parse_route_csv
+
+    rising = parse_route_csv("epoch,1,logits\n1,0.5,0.5\n2,0.9,1.0\n3,0.6,1.0\n4,0.4,1.0\n")
+    assert late_fractions(rising, last=2) == pytest.approx({"1": 0.5, "logits": 1.0})
+    line = late_summary("seed 0", rising, last=2)
+    assert line == "seed 0: 1 0.50, logits 1.00 (mean of epochs 3-4)"
+    flat = parse_route_csv("epoch,1,logits\n1,0.7,0.8\n2,1.0,1.0\n3,1.0,1.0\n")
+    assert "adaptive = always" in late_summary("seed 1", flat, last=2)

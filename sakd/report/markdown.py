@@ -133,7 +133,9 @@ def _routes_section(figures: Sequence[RouteFigure]) -> str:
         "numbering (spot k = output of block k; `logits` = the KL spot). In the paper's Fig. 3 "
         "the probabilities start low (the policy is untrained), rise quickly as it learns that "
         "the teacher's blocks help, then fall again at shallow spots while deep spots and the "
-        "logits stay near 1.",
+        "logits stay near 1. Below each figure, one line per run gives the mean fraction "
+        "distilled per spot over its last epochs; docs/routing.md explains when the policy "
+        "saturates at 1 (adaptive = always) and why.",
     ]
     if not figures:
         out.append("No adaptive runs yet, so no curves.")
@@ -143,6 +145,7 @@ def _routes_section(figures: Sequence[RouteFigure]) -> str:
             f"[data]({fig.data}))\n\n"
             f"![{fig.teacher}->{fig.student} {fig.distiller} distillation probability]"
             f"({fig.image})"
+            + "".join(f"\n\n- {line}" for line in fig.summaries)
         )
     return "\n\n".join(out)
 
