@@ -34,6 +34,7 @@ def render_results(
     route_figures: Sequence[RouteFigure] = (),
     sensitivity_links: Sequence[tuple[str, str]] = (),
     metrics: Sequence[str] = ("top1", "top5"),
+    val_figures: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     """The whole report. `sensitivity_links` = (label, relative path) of the sensitivity
     stage's outputs; empty when it has not run."""
@@ -43,6 +44,7 @@ def render_results(
         _comparison_section(results, paper, metrics),
         _ablation_section(results, paper),
         _paired_section(results),
+        _val_section(val_figures),
         _routes_section(route_figures),
         _sensitivity_section(sensitivity_links),
         _best_epoch_footnote(results),
@@ -122,6 +124,18 @@ def _paired_section(results: EvaluateResults) -> str:
             out.append(f"{title}\n\n{render_table(table)}")
     if len(out) == 2:
         out.append("No distillation runs yet.")
+    return "\n\n".join(out)
+
+
+def _val_section(figures: Sequence[tuple[str, str, str]]) -> str:
+    """(caption, image, data) per pair and distiller."""
+    if not figures:
+        return ""
+    out = ["## Validation top-1 per epoch, every strategy",
+           "Validation split (held out of the training data), mean over seeds with the min-max "
+           "spread shaded: strategies whose bands overlap are not separated by these seeds."]
+    out += [f"**{caption}** ([data]({data}))\n\n![{caption}]({image})"
+            for caption, image, data in figures]
     return "\n\n".join(out)
 
 
