@@ -76,7 +76,7 @@ def pretrain(
 
     p, root_dir = load_context(params, root)
     m = run_pretrain(p, arch, root_dir, progress=not quiet)
-    typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (best {m['best_top1']:.2f}%)")
+    typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
 
 
 @app.command()
@@ -98,7 +98,7 @@ def distill(
     m = run_distill(p, root_dir, teacher, student, distiller, strategy, seed, progress=not quiet)
     typer.echo(
         f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
-        f"{m['top1']:.2f}% (best {m['best_top1']:.2f}%)"
+        f"{m['top1']:.2f}% (val {m['val_top1']:.2f}%)"
     )
 
 

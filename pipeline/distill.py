@@ -61,9 +61,10 @@ def _teacher_factory(params: Params, root: Path, arch: str) -> Callable[[int], S
 def build_distillation(
     params: Params, root: Path, teacher_arch: str, student_arch: str, distiller_name: str,
     strategy: str, seed: int, checkpoint_path: Path, cfg: DistillConfig | None = None,
-    progress: bool = True,
+    progress: bool = True, with_test: bool = True,
 ) -> Distillation:
-    """Assemble a distillation run; `cfg` overrides params.distill (the tuner's trials)."""
+    """Assemble a distillation run; `cfg` overrides params.distill (the tuner's trials, built
+    with `with_test=False`)."""
     cfg = cfg or params.distill
     data = params.data
     run = build_distill_run(params, root / data.root, resolve_device(params.runtime),
@@ -72,6 +73,7 @@ def build_distillation(
     step = run.step
     job = TrainingJob(
         step=step, train_loader=run.train_loader, evaluate=run.evaluate, epochs=cfg.epochs,
+        test=run.test if with_test else None,  # tuning trials never read the test split
         modules=step.modules_to_checkpoint(), optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=checkpoint_path,
         config_hash=config_hash(data, cfg, teacher_arch, student_arch, distiller_name,
@@ -134,7 +136,7 @@ def run_distill(
         tracker.log_artifact(plots / "route.csv", "plots")
         if params.distill.decision_grid:
             with tempfile.TemporaryDirectory() as tmp:
-                for path in write_decision_grid(d.step, d.run.test_loader, d.run.info,
+                for path in write_decision_grid(d.step, d.run.val_loader, d.run.info,
                                                 params.distill.decision_grid, Path(tmp)):
                     tracker.log_artifact(path, "decisions")
         tracker.log_artifact(ckpt, "checkpoint")

@@ -15,6 +15,7 @@ from sakd.train.evaluate import evaluate
 
 
 def _best(history: list[dict]) -> tuple[float, int]:
+    """The best epoch by validation top-1 (never by test)."""
     best = max(history, key=lambda h: h["val/top1"])
     return best["val/top1"], int(best["epoch"])
 
@@ -51,12 +52,13 @@ def run_evaluate(params: Params, root: Path) -> Path:
                         continue
                     model, state = load_trained(path, "student", "distill")
                     acc = evaluate(model.to(device), test_loader)
-                    best_top1, best_epoch = _best(state["history"])
+                    best_val_top1, best_epoch = _best(state["history"])
                     students[key] = {
                         "teacher": pair.teacher, "student": pair.student,
                         "distiller": distiller, "strategy": strategy, "seed": seed,
                         "top1": acc["top1"], "top5": acc["top5"],
-                        "best_top1": best_top1, "best_epoch": best_epoch,
+                        "val_top1": state["history"][-1]["val/top1"],
+                        "best_val_top1": best_val_top1, "best_epoch": best_epoch,
                         "epochs": int(state["epoch"]),
                     }
     if missing:

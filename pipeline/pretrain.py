@@ -28,7 +28,7 @@ def run_pretrain(
                                        arch)
     ckpt = layout.pretrained(arch)
     job = TrainingJob(
-        step=run.step, train_loader=run.train_loader, evaluate=run.evaluate,
+        step=run.step, train_loader=run.train_loader, evaluate=run.evaluate, test=run.test,
         epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=ckpt,
         config_hash=config_hash(data, cfg, arch),

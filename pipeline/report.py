@@ -21,6 +21,7 @@ from sakd.report import (
     RouteFigure,
     StudentRun,
     average_routes,
+    late_summary,
     pairs_in_order,
     parse_evaluate,
     parse_route_csv,
@@ -28,8 +29,9 @@ from sakd.report import (
     route_csv_text,
     route_png_bytes,
 )
-from sakd.report.aggregate import distiller_sort_key
+from sakd.report.aggregate import distiller_sort_key, strategy_sort_key
 from sakd.report.compression import render_compression
+from sakd.report.val_curves import band, bands_csv_text, parse_val_curve, val_png_bytes
 
 SENSITIVITY_OUTPUTS = (
     ("Sensitivity report", Path("reports") / "sensitivity.md"),
@@ -38,13 +40,14 @@ SENSITIVITY_OUTPUTS = (
 
 
 def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
-    """Write `out_md` and the route plots under `plots_dir` (relative paths are under `root`)."""
+    """Write `out_md` and the route + validation plots under `plots_dir` (paths under `root`)."""
     root = Path(root)
     out_md, plots_dir = root / out_md, root / plots_dir
     layout = Layout(root, dataset)
     try:
         results = read_evaluate(layout.evaluate_metrics())
         figures = write_route_figures(layout, results, plots_dir, out_md.parent)
+        val_figures = write_val_figures(layout, results, plots_dir, out_md.parent)
     except ReportInputError as err:
         raise UserError(str(err)) from None
     links = [
@@ -52,7 +55,8 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
         for label, path in SENSITIVITY_OUTPUTS
         if (root / path).is_file()
     ]
-    text = render_results(dataset, results, paper_lookup(dataset), figures, links)
+    text = render_results(dataset, results, paper_lookup(dataset), figures, links,
+                          val_figures=val_figures)
     compression = root / "metrics" / "compression" / f"{dataset}.json"
     if compression.is_file():  # written by the compression stage (`sakd compression`)
         text += "\n" + render_compression(json.loads(compression.read_text(encoding="utf-8")))
@@ -76,7 +80,8 @@ def write_route_figures(
     figures = []
     for (teacher, student, distiller), runs in _adaptive_groups(results):
         sources = [layout.distill_plots(run.key) / "route.csv" for run in runs]
-        curve = average_routes([_read_route(p) for p in sources], [str(p) for p in sources])
+        per_run = [_read_route(p) for p in sources]
+        curve = average_routes(per_run, [str(p) for p in sources])
         stem = plots_dir / f"route_{teacher}-{student}_{distiller}"
         title = (f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive "
                  f"(mean of {len(runs)} seed{'s' if len(runs) > 1 else ''})")
@@ -86,8 +91,40 @@ def write_route_figures(
         figures.append(RouteFigure(
             teacher, student, distiller,
             image=_relative(png, report_dir), data=_relative(csv, report_dir), n_seeds=len(runs),
+            summaries=tuple(late_summary(f"seed {r.seed}", c) for r, c in zip(runs, per_run,
+                                                                              strict=True)),
         ))
     return figures
+
+
+def write_val_figures(
+    layout: Layout, results: EvaluateResults, plots_dir: Path, report_dir: Path
+) -> list[tuple[str, str, str]]:
+    """Per (pair, distiller): validation top-1 per epoch, one band per strategy (PNG + CSV).
+    Returns (caption, image, data) with paths relative to the report."""
+    out = []
+    for pair in pairs_in_order(results.runs):
+        in_pair = [r for r in results.runs if r.pair == pair]
+        for distiller in sorted({r.distiller for r in in_pair}, key=distiller_sort_key):
+            runs = [r for r in in_pair if r.distiller == distiller]
+            bands = {
+                strategy: band([_read_val(layout.distill_plots(r.key) / "curves.csv")
+                                for r in runs if r.strategy == strategy])
+                for strategy in sorted({r.strategy for r in runs}, key=strategy_sort_key)
+            }
+            caption = f"{layout.dataset}: {pair[0]} → {pair[1]}, {distiller}"
+            stem = plots_dir / f"val_{pair[0]}-{pair[1]}_{distiller}"
+            png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
+            atomic_write_bytes(png, val_png_bytes(bands, caption + " (mean, min-max over seeds)"))
+            atomic_write_text(csv, bands_csv_text(bands))
+            out.append((caption, _relative(png, report_dir), _relative(csv, report_dir)))
+    return out
+
+
+def _read_val(path: Path) -> dict[int, float]:
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
+    return parse_val_curve(path.read_text(encoding="utf-8"), source=str(path))
 
 
 def _adaptive_groups(

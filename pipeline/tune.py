@@ -60,7 +60,8 @@ def builder(job: TuneJob) -> Build:
 
     def build(cfg: DistillConfig, strategy: str, checkpoint: Path) -> BuiltRun:
         return build_distillation(params, job.root, pair.teacher, pair.student, s.distiller,
-                                  strategy, s.seed, checkpoint, cfg=cfg, progress=job.progress)
+                                  strategy, s.seed, checkpoint, cfg=cfg, progress=job.progress,
+                                  with_test=False)
 
     return build
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sakd.config import DistillConfig, Params
-from sakd.data import DatasetInfo, build_loaders
+from sakd.data import DatasetInfo, SplitLoaders, build_split_loaders
 from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.models import create_model
 from sakd.models.base import SpotNet
@@ -151,20 +151,26 @@ class Run:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: Schedulers
     train_loader: Any
-    test_loader: Any
+    val_loader: Any  # held out of the training data: every per-epoch number and selection
+    test_loader: Any  # the official test split: read once, after the last epoch
     info: DatasetInfo
     autocast: bool
 
     def evaluate(self) -> dict[str, float]:
-        """Top-1/top-5 of the trained network on the evaluation split."""
+        """Top-1/top-5 of the trained network on the validation split (per epoch)."""
+        return evaluate(self.model, self.val_loader, autocast=self.autocast)
+
+    def test(self) -> dict[str, float]:
+        """Top-1/top-5 on the test split: the reported number, never used to choose anything."""
         return evaluate(self.model, self.test_loader, autocast=self.autocast)
 
 
 def _loaders(params: Params, data_root: Path, device: torch.device, batch_size: int,
-             seed: int):
+             seed: int) -> SplitLoaders:
     data = params.data
-    return build_loaders(
+    return build_split_loaders(
         data.dataset, data_root, batch_size=batch_size, device=device, seed=seed,
+        val_fraction=data.val_fraction, val_seed=data.split_seed,
         num_workers=data.workers, channels_last=params.runtime.channels_last,
         **params.data.dataset_options(),
     )
@@ -180,15 +186,15 @@ def build_supervised_run(params: Params, data_root: Path, device: torch.device,
     """Supervised training of `arch` alone (teachers and the paper's S row)."""
     cfg = params.pretrain
     seed_everything(cfg.seed, params.runtime.deterministic)
-    train_loader, test_loader, info = _loaders(params, data_root, device, cfg.batch_size,
-                                               cfg.seed)
+    loaders = _loaders(params, data_root, device, cfg.batch_size, cfg.seed)
+    info = loaders.info
     model = _place(params, create_model(arch, info.num_classes), device)
     autocast = autocast_enabled(params.runtime.autocast, device)
     opt = _sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay)
     optimizers = {"model": opt}
     step = SupervisedStep(model, opt, autocast=autocast)
     return Run(step, model, optimizers, lr_schedulers(optimizers, cfg.milestones, cfg.lr_decay),
-               train_loader, test_loader, info, autocast)
+               loaders.train, loaders.val, loaders.test, info, autocast)
 
 
 def build_distill_run(
@@ -202,12 +208,13 @@ def build_distill_run(
     dataset's class count that returns one; it is placed on the device here."""
     cfg = cfg or params.distill
     seed_everything(seed, params.runtime.deterministic)
-    train_loader, test_loader, info = _loaders(params, data_root, device, cfg.batch_size, seed)
+    loaders = _loaders(params, data_root, device, cfg.batch_size, seed)
+    train_loader, info = loaders.train, loaders.info
     if not isinstance(teacher, nn.Module):
         teacher = teacher(info.num_classes)
     teacher = _place(params, teacher, device)
     student = _place(params, create_model(student_arch, info.num_classes), device)
-    example_x = next(iter(test_loader))[0][:2]
+    example_x = next(iter(loaders.val))[0][:2]
     feats_s, feats_t = _example_features((student, teacher), example_x)
     distiller = create_distiller(distiller_name, feats_s, feats_t,
                                  **_distiller_kwargs(distiller_name, cfg, train_loader))
@@ -219,7 +226,7 @@ def build_distill_run(
     )
     return Run(step, student, step.optimizers,
                lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay),
-               train_loader, test_loader, info, autocast)
+               train_loader, loaders.val, loaders.test, info, autocast)
 
 
 def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:

@@ -55,5 +55,6 @@ def test_pair_members_must_be_pretrained(default_params):
     default_params["runs"]["pairs"].append({"teacher": "resnet56", "student": "resnet8"})
     with pytest.raises(ConfigError) as err:
         load_params(default_params)
-    assert err.value.key == "runs.pairs[2].teacher"
+    added = len(default_params["runs"]["pairs"]) - 1
+    assert err.value.key == f"runs.pairs[{added}].teacher"
     assert "runs.pretrain" in str(err.value)

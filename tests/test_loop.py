@@ -52,3 +52,27 @@ def test_epoch_metrics_are_per_sample_means_and_lr_is_the_epochs(tmp_path):
     assert [h["lr"] for h in history] == pytest.approx([0.1, 0.01])  # the lr each epoch used
     assert len(tracker.runs) == 1
     assert tracker.metric_history("val/top1") == [(1, 50.0), (2, 50.0)]
+
+
+def test_test_split_is_read_once_after_the_last_epoch_and_logged_apart_from_val(tmp_path):
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def test():
+        calls.append("test")
+        return {"top1": 70.0, "top5": 99.0}
+
+    job = TrainingJob(
+        step=lambda x, y, i: {"loss": torch.tensor(1.0)}, train_loader=Batches(),
+        evaluate=lambda: calls.append("val") or {"top1": 50.0, "top5": 90.0}, test=test,
+        epochs=3, modules={"m": model}, optimizers={"m": opt}, schedulers={},
+        checkpoint_path=tmp_path / "ckpt.pt", config_hash="h", progress=False,
+    )
+    tracker = MemoryTracker()
+    history = fit(job, tracker, RunSpec("e", "r", {}, {}), log=lambda _: None)
+    assert calls == ["val", "val", "val", "test"]
+    assert tracker.metric_history("test/top1") == [(3, 70.0)]
+    assert "test/top1" not in history[0] and history[-1]["test/top1"] == 70.0
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert saved["history"][-1]["test/top1"] == 70.0  # the evaluate stage can read it

@@ -21,7 +21,7 @@ def _run(distiller, strategy, seed, top1):
     return f"{PAIR}/{distiller}-{strategy}-seed{seed}", {
         "teacher": "resnet56", "student": "resnet20", "distiller": distiller,
         "strategy": strategy, "seed": seed, "top1": top1, "top5": 90.0,
-        "best_top1": top1 + 0.5, "best_epoch": 1, "epochs": 2,
+        "val_top1": top1, "best_val_top1": top1 + 0.5, "best_epoch": 1, "epochs": 2,
     }
 
 
@@ -36,10 +36,14 @@ def make_project(root: Path, dataset: str = "cifar100", routes: bool = True) -> 
     path = root / "metrics" / "evaluate" / f"{dataset}.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(evaluate))
+    for key, run in students.items():  # every run's curves: the validation chart reads them
+        folder = root / "plots" / "distill" / dataset / key
+        folder.mkdir(parents=True)
+        top = run["top1"]
+        (folder / "curves.csv").write_text(f"epoch,val/top1\n1,{top - 10}\n2,{top}\n")
     if routes:
         for seed, text in ROUTES.items():
             folder = root / "plots" / "distill" / dataset / PAIR / f"pkt-adaptive-seed{seed}"
-            folder.mkdir(parents=True)
             (folder / "route.csv").write_text(text)
 
 
@@ -62,6 +66,14 @@ def test_report_writes_tables_and_route_plots(tmp_path):
     assert f"(../plots/report/cifar100/route_{PAIR}_pkt.png)" in text
     assert f"(../plots/report/cifar100/route_{PAIR}_pkt.csv)" in text
     assert not list(plots.glob("*.tmp")) and not list((tmp_path / "reports").glob("*.tmp"))
+    # validation top-1 per epoch: one band per strategy, mean and min-max over the seeds
+    assert (plots / f"val_{PAIR}_pkt.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (plots / f"val_{PAIR}_pkt.csv").read_text().splitlines() == [
+        "strategy,epoch,val_top1,val_top1_min,val_top1_max",
+        "adaptive,1,61.5000,61.0000,62.0000", "adaptive,2,71.5000,71.0000,72.0000",
+        "always,1,60.5000,60.0000,61.0000", "always,2,70.5000,70.0000,71.0000",
+    ]
+    assert f"(../plots/report/cifar100/val_{PAIR}_pkt.png)" in text
 
 
 def test_non_paper_dataset_has_no_paper_column(tmp_path):

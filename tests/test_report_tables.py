@@ -23,7 +23,8 @@ def run(distiller, strategy, seed, top1, top5=90.0, best=None, pair=PAIR):
     return key, {
         "teacher": teacher, "student": student, "distiller": distiller, "strategy": strategy,
         "seed": seed, "top1": top1, "top5": top5,
-        "best_top1": top1 if best is None else best, "best_epoch": 3, "epochs": 4,
+        "val_top1": top1, "best_val_top1": top1 if best is None else best,
+        "best_epoch": 3, "epochs": 4,
     }
 
 
@@ -62,9 +63,9 @@ def test_comparison_table_values_over_two_seeds():
     table = comparison_table(two_seed_results(), PAIR)
     assert table.headers == ("", "Stan.", "Adap.", "Δ")
     rows = rows_by_label(table)
-    assert rows["T (resnet56)"] == ("72.50", "—", "—")
-    assert rows["S (resnet20)"] == ("69.25", "—", "—")
-    assert rows["S, no distillation (`never`)"] == ("68.50 ± 0.71 (n=2)", "—", "—")
+    assert rows["T, pretrain stage (resnet56)"] == ("72.50", "—", "—")
+    assert rows["S, pretrain stage (resnet20)"] == ("69.25", "—", "—")
+    assert rows["S, distill stage (`never`; resnet20)"] == ("68.50 ± 0.71 (n=2)", "—", "—")
     # PKT: Stan. 70.0/71.0, Adap. 71.2/72.4 -> Delta of the means +1.30
     assert rows["PKT"] == ("70.50 ± 0.71 (n=2)", "71.80 ± 0.85 (n=2)", "+1.30")
     assert rows["KD"] == ("70.50 ± 0.00 (n=2)", "—", "—")
@@ -76,7 +77,8 @@ def test_comparison_rows_follow_the_paper_order():
         *(run(d, "always", 0, 70.0) for d in ("crd", "pkt", "mykd", "fitnet", "at"))
     ))
     labels = [row[0] for row in comparison_table(results, PAIR).rows]
-    assert labels == ["T (resnet56)", "S (resnet20)", "KD", "FitNet", "AT", "PKT", "CRD", "MYKD"]
+    assert labels == ["T, pretrain stage (resnet56)", "S, pretrain stage (resnet20)",
+                      "KD", "FitNet", "AT", "PKT", "CRD", "MYKD"]
 
 
 def test_negative_delta_is_signed():
@@ -87,7 +89,7 @@ def test_negative_delta_is_signed():
 
 def test_top5_table_uses_top5():
     rows = rows_by_label(comparison_table(two_seed_results(), PAIR, metric="top5"))
-    assert rows["T (resnet56)"][0] == "92.25"
+    assert rows["T, pretrain stage (resnet56)"][0] == "92.25"
     assert rows["PKT"][0] == "90.50 ± 0.71 (n=2)"
 
 
@@ -116,7 +118,7 @@ def test_paper_column_matches_the_reference_data():
         f"71.80 ± 0.85 (n=2; paper {adap:.2f})",
         "+1.30 (paper +0.84)",
     )
-    assert rows["T (resnet56)"][0] == "72.50 (paper 72.34)"
+    assert rows["T, pretrain stage (resnet56)"][0] == "72.50 (paper 72.34)"
     assert rows["KD"][0] == "70.50 ± 0.00 (n=2; paper 70.66)"
     assert rows["KD"][1] == "—"  # the paper has no adaptive KD
 
@@ -142,7 +144,7 @@ def test_results_document_states_what_the_numbers_are():
     text = render_results("cifar100", two_seed_results())
     assert "# Results: cifar100" in text
     assert "last epoch" in text and "mean ± sample std" in text
-    assert "[^best]:" in text and "optimistic" in text
+    assert "[^best]:" in text and "chosen on the validation split" in text
     assert text.index("### resnet56 → resnet20") < text.index("## Ablation")
     assert "| PKT | 70.50 ± 0.71 (n=2) | 71.80 ± 0.85 (n=2) | +1.30 |" in text
 

@@ -72,6 +72,8 @@ def test_tune_writes_outputs_and_nests_trials_in_one_parent_run(project):
         assert tracker.metric_history("route/p_distill/logits", run_id=_id(tracker, run))
         assert tracker.metric_history("trial/val_top1", run_id=_id(tracker, run))[0][1] == t.value
     assert runs["baseline-always"]["params"]["strategy"] == "always"
+    for run in runs.values():  # trials and the baseline select on val; none reads test
+        assert not tracker.metric_history("test/top1", run_id=_id(tracker, run))
     tags = parent["tags"]
     assert tags["best.trial"] == str(m["best_trial"])
     assert float(tags["best.beta3"]) == m["best_params"]["beta3"]

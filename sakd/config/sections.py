@@ -38,8 +38,11 @@ class DataConfig(ConfigModel):
 
     dataset: DatasetName = "digits"
     root: RelativeRoot = "data"  # inside the repository: DVC tracks it
-    split_seed: Seed = 0  # digits: the fixed stratified train/test split
+    split_seed: Seed = 0  # the fixed stratified splits: val (all datasets), test (digits)
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25  # digits only
+    # held out of the training data for validation (stratified, fixed by split_seed): tuning,
+    # pruning and best-epoch selection read it; the official test split stays the test split
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     imagenet_path: str | None = None  # imagenet: an existing ImageFolder tree (train/, val/)
     workers: Workers = 4  # streamed datasets (imagenet): DataLoader worker processes
 

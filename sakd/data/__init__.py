@@ -21,7 +21,7 @@ from sakd.data.errors import (
     UnsafeArchiveError,
 )
 from sakd.data.info import AugmentSpec, DatasetInfo
-from sakd.data.loaders import BatchLoader, build_loaders
+from sakd.data.loaders import BatchLoader, SplitLoaders, build_loaders, build_split_loaders
 from sakd.data.streaming import StreamingLoader
 from sakd.data.tensor_store import InMemoryImageDataset
 
@@ -37,9 +37,11 @@ __all__ = [
     "DownloadError",
     "InMemoryImageDataset",
     "InvalidDatasetError",
+    "SplitLoaders",
     "StreamingLoader",
     "UnsafeArchiveError",
     "build_loaders",
+    "build_split_loaders",
     "dataset_source",
     "fetch_dataset",
     "get_dataset_info",

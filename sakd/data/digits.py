@@ -16,26 +16,12 @@ import torch
 from sakd.data.errors import DatasetOptionError
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.source import DATASETS, InMemorySource
+from sakd.data.splits import stratified_split
 from sakd.data.tensor_store import save_split, split_path
 
 # Statistics of the default train split (seed 0, test_fraction 0.25), 0..1 scale.
 DIGITS_MEAN = 0.3057
 DIGITS_STD = 0.3760
-
-
-def stratified_split(
-    labels: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train rows, test rows): each class contributes round(n_c * test_fraction) test rows
-    (at least one, and at least one left for training)."""
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for cls in np.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == cls))
-        n_test = min(max(round(len(rows) * test_fraction), 1), len(rows) - 1)
-        test.append(rows[:n_test])
-        train.append(rows[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:

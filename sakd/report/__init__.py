@@ -28,6 +28,8 @@ from sakd.report.routes import (
     RouteCurve,
     RouteFigure,
     average_routes,
+    late_fractions,
+    late_summary,
     parse_route_csv,
     route_csv_text,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "ablation_table",
     "average_routes",
     "comparison_table",
+    "late_fractions",
+    "late_summary",
     "pairs_in_order",
     "parse_evaluate",
     "parse_route_csv",

@@ -35,7 +35,8 @@ class StudentRun:
     seed: int
     top1: float
     top5: float
-    best_top1: float
+    val_top1: float  # last epoch, validation split
+    best_val_top1: float  # best epoch by validation
     best_epoch: int
     epochs: int
 
@@ -57,7 +58,7 @@ class EvaluateResults:
 
 _RUN_TEXT = ("teacher", "student", "distiller", "strategy")
 _RUN_INT = ("seed", "best_epoch", "epochs")
-_RUN_PERCENT = ("top1", "top5", "best_top1")
+_RUN_PERCENT = ("top1", "top5", "val_top1", "best_val_top1")
 
 
 def parse_evaluate(data: Mapping[str, Any], source: str = "evaluate metrics") -> EvaluateResults:

@@ -41,6 +41,7 @@ class RouteFigure:
     image: str
     data: str
     n_seeds: int
+    summaries: tuple[str, ...] = ()  # one line per run: its late-epoch fractions
 
 
 def parse_route_csv(text: str, source: str = "route.csv") -> RouteCurve:
@@ -86,6 +87,24 @@ def average_routes(curves: Sequence[RouteCurve], sources: Sequence[str] = ()) ->
         for e in epochs
     )
     return RouteCurve(spots, epochs, values, tuple(len(per_epoch[e]) for e in epochs))
+
+
+def late_fractions(curve: RouteCurve, last: int = 3) -> dict[str, float]:
+    """Mean fraction distilled per spot over the last `last` epochs: where the policy ended up
+    (Fig. 3 in one line), which tells at a glance whether adaptive = always (all near 1)."""
+    rows = curve.values[-last:]
+    return {spot: math.fsum(r[j] for r in rows) / len(rows) for j, spot in enumerate(curve.spots)}
+
+
+def late_summary(label: str, curve: RouteCurve, last: int = 3) -> str:
+    """`label`: spot1 1.00, spot2 0.97, logits 1.00 (mean of epochs 8-10)."""
+    fractions = late_fractions(curve, last)
+    shown = curve.epochs[-last:]
+    where = ", ".join(f"{spot} {value:.2f}" for spot, value in fractions.items())
+    span = f"epoch {shown[0]}" if len(shown) == 1 else f"epochs {shown[0]}-{shown[-1]}"
+    saturated = " — distills everywhere: adaptive = always here" if min(
+        fractions.values()) >= 0.99 else ""
+    return f"{label}: {where} (mean of {span}){saturated}"
 
 
 def route_csv_text(curve: RouteCurve) -> str:

@@ -62,7 +62,8 @@ def comparison_table(
     ]
     alone = summarize_no_distillation(results.runs, pair, metric)
     if alone is not None:
-        rows.append(("S, no distillation (`never`)", summary_cell(alone), MISSING, MISSING))
+        rows.append((f"S, distill stage (`never`; {student})", summary_cell(alone), MISSING,
+                     MISSING))
     distillers = distillers_of(results.runs, pair, ("always", "adaptive"))
     for distiller in ["kd", *(d for d in distillers if d != "kd")]:
         stan = cells.get((teacher, student, distiller, "always"))
@@ -117,7 +118,7 @@ def _alone_row(
     """A network trained alone, from the pretrain stage (no seeds: one number)."""
     acc = results.teachers.get(arch)
     value = getattr(acc, metric) if acc else None
-    return (f"{label} ({arch})", value_cell(value, paper), MISSING, MISSING)
+    return (f"{label}, pretrain stage ({arch})", value_cell(value, paper), MISSING, MISSING)
 
 
 def _bind(

@@ -46,7 +46,7 @@ class TrainingJob:
 
     step: Callable[..., Stats]
     train_loader: EpochLoader
-    evaluate: Callable[[], dict[str, float]]
+    evaluate: Callable[[], dict[str, float]]  # the validation split, after every epoch
     epochs: int
     modules: Mapping[str, nn.Module]
     optimizers: Mapping[str, torch.optim.Optimizer]
@@ -58,6 +58,7 @@ class TrainingJob:
     summarize: Callable[[dict[str, torch.Tensor]], dict[str, float]] | None = None
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None  # after the checkpoint
     progress: bool = True
+    test: Callable[[], dict[str, float]] | None = None  # the test split, once after the last epoch
 
 
 @dataclass
@@ -181,9 +182,22 @@ def fit(
         run.experiment, run.name, run.tags, run.params, run_id=resume.run_id, nested=run.nested
     ):
         history = _train_epochs(job, tracker, resume, log)
+        if job.test and history and "test/top1" not in history[-1]:
+            _test_once(job, tracker, history, log)
         if on_finish:
             on_finish(history)
     return history
+
+
+def _test_once(job: TrainingJob, tracker: Tracker, history: list[dict],
+               log: Callable[[str], None]) -> None:
+    """Score the final network on the test split (`test/*`, logged apart from the per-epoch
+    `val/*`) and keep it in the checkpoint's history, so nothing reads test data earlier."""
+    result = {f"test/{k}": v for k, v in job.test().items()}
+    history[-1].update(result)
+    tracker.log_metrics(result, step=int(history[-1]["epoch"]))
+    save_state(job, int(history[-1]["epoch"]), history, tracker.run_id)
+    log(f"test {result['test/top1']:.2f}% (top5 {result['test/top5']:.2f}%) after the last epoch")
 
 
 def _train_epochs(

@@ -42,7 +42,8 @@ def distill_trial(
     job: TuneJob, tracker: Tracker, build: Build, values: dict[str, Value], strategy: str,
     name: str, tags: dict[str, str], report: Reporter | None,
 ) -> float:
-    """One shortened distillation in a nested MLflow run; returns its last val top-1."""
+    """One shortened distillation in a nested MLflow run; returns its last val top-1 (the test
+    split is never read by a trial)."""
     cfg = trial_config(job.params.distill, values, job.cfg.epochs)
     with tempfile.TemporaryDirectory(prefix="sakd-tune-") as tmp:
         d = build(cfg, strategy, Path(tmp) / "run.pt")
@@ -66,7 +67,7 @@ def distill_trial(
             tags={**d.tags, "stage": "sensitivity", "optuna.study": job.study, **tags},
             params={**d.params, **{f"trial.{k}": v for k, v in values.items()}},
         )
-        history = fit(replace(d.job, on_epoch_end=on_epoch_end), tracker, run,
+        history = fit(replace(d.job, on_epoch_end=on_epoch_end, test=None), tracker, run,
                       on_finish=on_finish, log=lambda line: print(f"[{name}] {line}"))
     return float(history[-1]["val/top1"])
 
