@@ -12,8 +12,10 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from sakd.config import ConfigError
     from sakd.registry import UnknownNameError
     from sakd.train.checkpoint import CheckpointError
+    from sakd.train.loop import TrainingDiverged
 
-    types: list[type[BaseException]] = [UserError, ConfigError, UnknownNameError, CheckpointError]
+    types: list[type[BaseException]] = [UserError, ConfigError, UnknownNameError, CheckpointError,
+                                        TrainingDiverged]
     try:
         from sakd.data.errors import DataError
 

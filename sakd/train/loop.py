@@ -3,8 +3,9 @@
 One checkpoint file holds everything needed to continue (module and optimiser states, LR
 schedulers, RNG state, per-epoch history, the tracking run id). It is rewritten atomically after
 every epoch, so a killed run started again resumes after its last finished epoch and ends with
-the same result as an uninterrupted one. A NaN/inf loss stops the run before the checkpoint is
-written, so the last good checkpoint survives.
+the same result as an uninterrupted one. A NaN/inf loss, parameter or buffer (a BatchNorm running
+variance) stops the run before the checkpoint is written, so the kept checkpoint is finite
+everywhere (or, when the first epoch diverged, there is none) and the message says which.
 """
 
 from __future__ import annotations
@@ -27,7 +28,31 @@ Stats = dict[str, torch.Tensor]
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """A loss, parameter or buffer became NaN or infinite; the message says what was kept."""
+
+
+def nonfinite_tensors(modules: Mapping[str, nn.Module]) -> list[str]:
+    """`module.key` of every floating parameter or buffer holding a NaN or inf (one host sync)."""
+    named = [(f"{m}.{k}", t) for m, module in modules.items()
+             for k, t in module.state_dict().items() if t.is_floating_point()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()
+    return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
+
+
+def _divergence(job: TrainingJob, epoch: int, metrics: dict[str, float]) -> str | None:
+    """What diverged in this epoch (losses first, then the weights), or None."""
+    bad = sorted(k for k, v in metrics.items() if k.startswith("train/") and not math.isfinite(v))
+    if not bad:
+        bad = nonfinite_tensors(job.modules)
+    if not bad:
+        return None
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    kept = (f"kept {job.checkpoint_path} from epoch {epoch} (finite everywhere; a rerun resumes "
+            f"from it)" if epoch else "no checkpoint was kept (it diverged in the first epoch)")
+    return (f"training diverged in epoch {epoch + 1}/{job.epochs}: {shown} not finite; {kept}. "
+            f"Lower the learning rate or a loss weight and rerun.")
 
 
 class EpochLoader(Protocol):
@@ -209,13 +234,9 @@ def _train_epochs(
         if job.summarize:
             metrics.update(job.summarize(means))
         loss = metrics.get("train/loss", 0.0)
-        bad = {k: v for k, v in metrics.items() if k.startswith("train/") and not math.isfinite(v)}
-        if bad:
-            raise TrainingDiverged(
-                f"epoch {epoch + 1}: {bad} is not finite; stopped. The last good checkpoint "
-                f"{job.checkpoint_path} (after epoch {epoch}) is kept. Lower the learning rate "
-                f"or a loss weight and rerun."
-            )
+        diverged = _divergence(job, epoch, metrics)
+        if diverged:
+            raise TrainingDiverged(diverged)
         for sched in job.schedulers.values():
             sched.step()
         val = job.evaluate()
