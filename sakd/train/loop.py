@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from sakd.atomic import ensure_writable
 from sakd.tracking import Tracker
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -199,6 +200,7 @@ def fit(
     A resumed run continues the same tracking run. `on_finish(history)` runs inside the run
     (log artifacts there).
     """
+    ensure_writable(job.checkpoint_path)  # a read-only folder fails now, not after an epoch
     resume = try_resume(job)
     if resume.start_epoch:
         log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
