@@ -107,16 +107,15 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def try_resume(job: TrainingJob) -> Resume:
-    """Restore an unfinished run of the same configuration, else start fresh.
-
-    A checkpoint from other params (hash differs) or a finished run is not resumed: DVC
-    re-runs a stage only when something changed, so the work is redone from scratch.
+    """Restore a run of the same configuration: an unfinished one continues after its last
+    epoch, a finished one (start_epoch == epochs) is not retrained. A checkpoint from other
+    params (the hash differs) is not used: the work is redone from scratch.
     """
     path = job.checkpoint_path
     if not path.exists():
         return Resume(0, [], None)
     state = load_checkpoint(path, required=("epoch", "config_hash", "modules"))
-    if state["config_hash"] != job.config_hash or state["epoch"] >= job.epochs:
+    if state["config_hash"] != job.config_hash or state["epoch"] > job.epochs:
         return Resume(0, [], None)
     for name, module in job.modules.items():
         module.load_state_dict(state["modules"][name])
@@ -197,13 +196,20 @@ def fit(
 ) -> list[dict]:
     """Train for job.epochs (resuming if possible) inside one tracking run; returns the history.
 
-    A resumed run continues the same tracking run. `on_finish(history)` runs inside the run
-    (log artifacts there).
+    A resumed run continues the same tracking run; a finished one is not retrained (on_finish
+    rewrites its outputs from the checkpoint's history). Runs of the same name left RUNNING by a
+    killed process are marked KILLED, so each run has one live tracking run. `on_finish(history)`
+    runs inside the run (log artifacts there).
     """
     ensure_writable(job.checkpoint_path)  # a read-only folder fails now, not after an epoch
     resume = try_resume(job)
-    if resume.start_epoch:
+    if resume.start_epoch >= job.epochs:
+        log(f"{job.checkpoint_path} is already finished ({job.epochs}/{job.epochs} epochs, same "
+            f"config): not retrained; its outputs are rewritten from its history")
+    elif resume.start_epoch:
         log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
+    if not run.nested:  # trials have unique names and run beside their siblings
+        tracker.close_orphans(run.experiment, run.name, keep=resume.run_id)
     with tracker.run(
         run.experiment, run.name, run.tags, run.params, run_id=resume.run_id, nested=run.nested
     ):
