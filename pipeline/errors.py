@@ -13,7 +13,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from sakd.config import ConfigError
     from sakd.registry import UnknownNameError
     from sakd.train.checkpoint import CheckpointError
-    from sakd.train.loop import TrainingDiverged
+    from sakd.train.errors import TrainingDiverged
 
     types: list[type[BaseException]] = [UserError, ConfigError, UnknownNameError, CheckpointError,
                                         TrainingDiverged, WriteError]

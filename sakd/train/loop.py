@@ -24,12 +24,9 @@ from torch import nn
 from sakd.atomic import ensure_writable
 from sakd.tracking import Tracker
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
+from sakd.train.errors import TrainingDiverged
 
 Stats = dict[str, torch.Tensor]
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss, parameter or buffer became NaN or infinite; the message says what was kept."""
 
 
 def nonfinite_tensors(modules: Mapping[str, nn.Module]) -> list[str]:
