@@ -12,6 +12,7 @@ from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user
 from pipeline.cli_deploy import compression, export, register
 from pipeline.cli_tools import bench, tune
 from pipeline.errors import UserError
+from pipeline.names import check_names
 from pipeline.paths import find_root
 
 app = typer.Typer(
@@ -58,6 +59,7 @@ def fetch(
     """Download (or accept a placed file), verify and prepare a dataset under data/."""
     from pipeline.fetch import run_fetch
 
+    check_names(dataset=dataset)
     p, root_dir = load_context(params, root)
     path = run_fetch(p, root_dir, dataset)
     typer.echo(f"ready: {path}")
@@ -74,6 +76,7 @@ def pretrain(
     """Train one architecture alone (teachers; students alone = the paper's S row)."""
     from pipeline.pretrain import run_pretrain
 
+    check_names(arch=arch)
     p, root_dir = load_context(params, root)
     m = run_pretrain(p, arch, root_dir, progress=not quiet)
     typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
@@ -94,6 +97,7 @@ def distill(
     """Distill one teacher -> student pair with one distiller and strategy."""
     from pipeline.distill import run_distill
 
+    check_names(teacher=teacher, student=student, distiller=distiller, strategy=strategy)
     p, root_dir = load_context(params, root)
     m = run_distill(p, root_dir, teacher, student, distiller, strategy, seed, progress=not quiet)
     typer.echo(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.decisions import write_decision_grid
-from pipeline.errors import UserError
 from pipeline.lineage import log_dataset_and_model, source_tags
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout, run_key
@@ -49,10 +48,7 @@ def _teacher_factory(params: Params, root: Path, arch: str) -> Callable[[int], S
     def make(num_classes: int) -> SpotNet:
         if params.distill.teacher_trainable == "scratch":
             return create_model(arch, num_classes)
-        teacher, state = load_trained(path, "model", f"pretrain@{arch}")
-        if state["num_classes"] != num_classes:
-            raise UserError(f"teacher {path} has {state['num_classes']} classes but "
-                            f"{params.data.dataset} has {num_classes}")
+        teacher, _ = load_trained(path, "model", f"pretrain@{arch}", arch, num_classes)
         return teacher
 
     return make

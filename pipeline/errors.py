@@ -9,11 +9,14 @@ class UserError(Exception):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Library exceptions that mean "bad input", not "bug"."""
+    from sakd.atomic import WriteError
     from sakd.config import ConfigError
     from sakd.registry import UnknownNameError
     from sakd.train.checkpoint import CheckpointError
+    from sakd.train.errors import TrainingDiverged
 
-    types: list[type[BaseException]] = [UserError, ConfigError, UnknownNameError, CheckpointError]
+    types: list[type[BaseException]] = [UserError, ConfigError, UnknownNameError, CheckpointError,
+                                        TrainingDiverged, WriteError]
     try:
         from sakd.data.errors import DataError
 

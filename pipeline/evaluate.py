@@ -11,6 +11,7 @@ from pipeline.settings import resolve_device
 from pipeline.trained import load_trained
 from sakd.config import Params
 from sakd.data import build_loaders
+from sakd.train.checkpoint import check_recorded
 from sakd.train.evaluate import evaluate
 
 
@@ -25,7 +26,7 @@ def run_evaluate(params: Params, root: Path) -> Path:
     data = params.data
     layout = Layout(root, data.dataset)
     device = resolve_device(params.runtime)
-    _, test_loader, _ = build_loaders(
+    _, test_loader, info = build_loaders(
         data.dataset, root / data.root, batch_size=256, device=device, seed=0,
         num_workers=data.workers, channels_last=params.runtime.channels_last,
         **params.data.dataset_options(),
@@ -37,7 +38,7 @@ def run_evaluate(params: Params, root: Path) -> Path:
         if not path.exists():
             missing.append(f"{path} (dvc repro pretrain@{arch})")
             continue
-        model, _ = load_trained(path, "model", f"pretrain@{arch}")
+        model, _ = load_trained(path, "model", f"pretrain@{arch}", arch, info.num_classes)
         acc = evaluate(model.to(device), test_loader)
         teachers[arch] = {"top1": acc["top1"], "top5": acc["top5"]}
     students: dict[str, dict] = {}
@@ -50,7 +51,10 @@ def run_evaluate(params: Params, root: Path) -> Path:
                     if not path.exists():
                         missing.append(f"{path} (dvc repro distill)")
                         continue
-                    model, state = load_trained(path, "student", "distill")
+                    model, state = load_trained(path, "student", "distill", pair.student,
+                                                info.num_classes)
+                    check_recorded(path, state, teacher=pair.teacher, distiller=distiller,
+                                   strategy=strategy, seed=seed)
                     acc = evaluate(model.to(device), test_loader)
                     best_val_top1, best_epoch = _best(state["history"])
                     students[key] = {

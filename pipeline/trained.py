@@ -7,11 +7,15 @@ from typing import Any
 
 from pipeline.errors import UserError
 from sakd.models import SpotNet, create_model
-from sakd.train.checkpoint import load_checkpoint
+from sakd.train.checkpoint import check_recorded, load_checkpoint, load_module_state
 
 
-def load_trained(path: Path, module: str, stage: str) -> tuple[SpotNet, dict[str, Any]]:
-    """(model, checkpoint) from a finished run; a missing or unfinished one names its stage."""
+def load_trained(
+    path: Path, module: str, stage: str, arch: str, num_classes: int | None = None
+) -> tuple[SpotNet, dict[str, Any]]:
+    """(model, checkpoint) from a finished run of `arch` (with `num_classes`, when given); a
+    missing or unfinished one names its stage, another architecture or class count names the
+    file and the mismatch, and the weights load strictly."""
     if not path.exists():
         raise UserError(f"{path} does not exist: run `dvc repro {stage}` first")
     state = load_checkpoint(path, required=("arch", "num_classes", "modules", "epoch"))
@@ -20,6 +24,9 @@ def load_trained(path: Path, module: str, stage: str) -> tuple[SpotNet, dict[str
             f"{path} is unfinished (epoch {state['epoch']}/{state['total_epochs']}): "
             f"run `dvc repro {stage}` to complete it"
         )
+    expected = {"arch": arch} if num_classes is None else {"arch": arch,
+                                                            "num_classes": num_classes}
+    check_recorded(path, state, **expected)
     model = create_model(state["arch"], state["num_classes"])
-    model.load_state_dict(state["modules"][module])
+    load_module_state(model, state["modules"].get(module), path, module)
     return model, state

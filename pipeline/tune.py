@@ -159,4 +159,6 @@ def run_tune(
                               fatal=user_error_types())
             except TuningError as err:
                 raise UserError(str(err)) from None
+        if baseline is None:  # another worker is training it: wait for its value
+            baseline = ensure_baseline(job, study, tracker, builder(job), wait=True)
         return write_outputs(job, study, baseline, tracker)

@@ -5,12 +5,17 @@ Every output (datasets, checkpoints, metrics, reports, plots, params.yaml) goes 
 system, so the rename is atomic), is flushed to disk, and only then replaces the destination.
 On any error the temporary file is removed and the previous file is left as it was.
 
+An operating-system failure (read-only folder, full disk) becomes a WriteError naming the file
+and the cause, which the CLI prints as one line.
+
 Temporary entries are named `.tmp-<name>-<random>.tmp`; `remove_temporaries` sweeps what a
 killed process left behind.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import shutil
@@ -26,29 +31,62 @@ TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".tmp"
 
 
+class WriteError(OSError):
+    """An output could not be written (permissions, full disk, ...); nothing half-written."""
+
+
+def _write_error(path: Path, err: OSError) -> WriteError:
+    cause = errno.errorcode.get(err.errno or 0, type(err).__name__)
+    return WriteError(
+        err.errno, f"cannot write {path}: {err.strerror or err} ({cause}); nothing was written "
+        f"there and any previous file is unchanged. Free space or fix the folder's permissions, "
+        f"then rerun."
+    )
+
+
 def atomic_write(
     path: Path, write_fn: Callable[[Path], object], *, mode: int | None = None
 ) -> None:
     """Call write_fn(temp_path), fsync, optionally chmod to `mode`, then rename onto `path`.
 
-    mode=None keeps the temporary file's 0600; nothing is left behind when anything fails.
+    mode=None keeps the temporary file's 0600; nothing is left behind when anything fails, and
+    an OSError becomes a WriteError naming `path` and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}-", suffix=TEMP_SUFFIX
-    )
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _new_temporary(path)
     try:
         write_fn(tmp)
         _fsync(tmp)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except WriteError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(path, err) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _new_temporary(path: Path) -> Path:
+    """An empty temp file beside `path` (same file system, so the final rename is atomic)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}-", suffix=TEMP_SUFFIX
+        )
+    except OSError as err:
+        raise _write_error(path, err) from None
+    os.close(fd)
+    return Path(name)
+
+
+def ensure_writable(path: Path) -> None:
+    """WriteError now, not after hours of training, if `path` cannot be written later."""
+    _new_temporary(Path(path)).unlink()
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
@@ -56,8 +94,13 @@ def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), mode=mode)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    atomic_write(path, lambda tmp: _write_bytes(tmp, data))
+
+
+def _write_bytes(tmp: Path, data: bytes | memoryview) -> None:
+    with tmp.open("wb") as f:
+        f.write(data)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -66,8 +109,13 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to `path` (plain tensors/containers only, so weights_only loads it)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save to `path` (plain tensors/containers only, so weights_only loads it).
+
+    Serialised in memory first, then written by Python: a full disk is then an OSError naming
+    the file, not torch's "enforce fail at inline_container.cc"."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 @contextmanager

@@ -44,6 +44,11 @@ class Tracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         raise NotImplementedError
 
+    def close_orphans(self, experiment: str, run_name: str, keep: str | None = None) -> list[str]:
+        """Mark runs named `run_name` that are still RUNNING (a killed process never closed
+        them) as KILLED, except `keep` (the run being resumed); returns their ids."""
+        raise NotImplementedError
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         raise NotImplementedError
 
@@ -106,6 +111,14 @@ class MemoryTracker(Tracker):
 
     def log_metrics(self, metrics, step):
         self.runs[self._stack[-1]]["metrics"].append((step, dict(metrics)))
+
+    def close_orphans(self, experiment, run_name, keep=None):
+        orphans = [i for i, r in self.runs.items() if r["experiment"] == experiment
+                   and r["name"] == run_name and r["status"] == "RUNNING" and i != keep
+                   and i not in self._stack]
+        for run_id in orphans:
+            self.runs[run_id]["status"] = "KILLED"
+        return orphans
 
     def log_artifact(self, path, artifact_path=None):
         self.runs[self._stack[-1]]["artifacts"].append((Path(path).name, artifact_path))
@@ -183,6 +196,22 @@ class MLflowTracker(Tracker):
                 mlflow.log_params(dict(items[i : i + 100]))
         with active as r:
             yield r.info.run_id
+
+    def close_orphans(self, experiment, run_name, keep=None):
+        client = self._mlflow.MlflowClient(self.tracking_uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        quoted = run_name.replace("\\", "\\\\").replace("'", "\\'")
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"attributes.run_name = '{quoted}' and attributes.status = 'RUNNING'",
+        )
+        active = self.run_id
+        orphans = [r.info.run_id for r in runs if r.info.run_id not in (keep, active)]
+        for run_id in orphans:
+            client.set_terminated(run_id, status="KILLED")
+        return orphans
 
     def log_metrics(self, metrics, step):
         clean = {_metric_key(k): float(v) for k, v in metrics.items()}

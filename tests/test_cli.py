@@ -55,3 +55,23 @@ def test_check_schema_prints_a_json_schema_editors_can_use(tmp_path):
     schema = json.loads(result.output)
     assert {"data", "runs", "pretrain", "distill", "sensitivity"} <= set(schema["properties"])
     assert not list(tmp_path.iterdir())  # prints only; no params file needed, nothing written
+
+
+def test_cli_names_outside_the_registries_exit_2_before_any_path_is_built(tmp_path,
+                                                                         default_params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    escape = tmp_path.parent / "x.pt"
+    escape.write_bytes(b"not a checkpoint")  # what `../x` would load if it became a path
+    base = {"--teacher": "resnet20", "--student": "resnet8", "--distiller": "kd",
+            "--strategy": "always"}
+    for option, bad in (("--teacher", "../x"), ("--student", "../../y"),
+                        ("--distiller", "../kd"), ("--strategy", "always/../never")):
+        args = [a for kv in {**base, option: bad}.items() for a in kv]
+        result = runner.invoke(app, ["distill", *args, "--root", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert bad in result.output and "valid:" in result.output
+        assert "Traceback" not in result.output
+    for args in (["pretrain", "--arch", "../x"], ["fetch", "../digits"]):
+        result = runner.invoke(app, [*args, "--root", str(tmp_path)])
+        assert result.exit_code == 2 and "valid:" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -42,7 +42,7 @@ def root(tmp_path) -> Path:
 
 
 def place(fake: FakeCifar, root: Path) -> Path:
-    target = root / "cifar100" / "cifar-100-python.tar.gz"
+    target = root / "downloads" / "cifar-100-python.tar.gz"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(fake.path, target)
     return target
@@ -95,7 +95,7 @@ def test_offline_error_names_url_file_and_place_then_placed_file_works(fake, roo
     no_network(monkeypatch)
     with pytest.raises(DownloadError) as err:
         fetch_dataset("cifar100", root)
-    target = root / "cifar100" / "cifar-100-python.tar.gz"
+    target = root / "downloads" / "cifar-100-python.tar.gz"
     message = str(err.value)
     assert URL in message and "cifar-100-python.tar.gz" in message and str(target) in message
     assert not target.exists() and not (root / "cifar100" / "manifest.json").exists()
@@ -123,7 +123,7 @@ def test_partial_download_is_never_kept(fake, root, monkeypatch):
     serve(monkeypatch, payload, fail_after=len(payload) // 2)
     with pytest.raises(DownloadError, match="connection reset"):
         fetch_dataset("cifar100", root)
-    folder = root / "cifar100"
+    folder = root / "downloads"
     assert not (folder / "cifar-100-python.tar.gz").exists() and not leftovers(folder)
     serve(monkeypatch, payload[: len(payload) // 2])  # truncated but "successful" transfer
     with pytest.raises(ChecksumError, match=f"expected {fake.md5}"):
@@ -174,11 +174,14 @@ def test_interrupted_conversion_leaves_no_marker_and_is_redone(
 
 
 def test_stale_temporaries_of_a_killed_run_are_swept(fake, root):
-    folder = place(fake, root).parent
+    downloads = place(fake, root).parent
+    folder = root / "cifar100"
+    folder.mkdir()
     (folder / ".tmp-train.pt-abc123").write_bytes(b"half a file")
     (folder / ".tmp-scratch").mkdir()
+    (downloads / ".tmp-cifar-100-python.tar.gz-x1.tmp").write_bytes(b"half a download")
     fetch_dataset("cifar100", root)
-    assert not leftovers(folder)
+    assert not leftovers(folder) and not leftovers(downloads)
 
 
 def test_changed_data_file_invalidates_the_fetch(fake, root):

@@ -22,7 +22,7 @@ from sakd.data.tiny_imagenet import ARCHIVE, TinyImageNetSource
 
 def place(fake: FakeTiny, root: Path, monkeypatch) -> None:
     monkeypatch.setattr(TinyImageNetSource, "remote", replace(ARCHIVE, md5=fake.md5))
-    target = root / "tiny_imagenet" / "tiny-imagenet-200.zip"
+    target = root / "downloads" / "tiny-imagenet-200.zip"
     target.parent.mkdir(parents=True)
     shutil.copy(fake.path, target)
 

@@ -187,7 +187,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(project, tmp_path):
     d.job.step = poisoned
     from sakd.train.loop import TrainingDiverged
 
-    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+    with pytest.raises(TrainingDiverged, match=r"kept .*nan\.pt from epoch 1"):
         fit(d.job, MemoryTracker(), RunSpec("t", "nan", {}, {}), log=lambda _: None)
     state = load_checkpoint(tmp_path / "nan.pt")
     assert state["epoch"] == 1

@@ -59,7 +59,8 @@ def verify_md5(path: Path, expected: str) -> None:
 def _place_instructions(remote: RemoteFile, target: Path) -> str:
     return (
         f"Download {remote.url} yourself and put the file {remote.filename} exactly at {target} "
-        f"(md5 {remote.md5}); the next fetch verifies and uses it."
+        f"(md5 {remote.md5}); the next fetch (`sakd fetch` or `dvc repro`, which leaves that "
+        f"folder alone) verifies and uses it."
     )
 
 

@@ -106,8 +106,18 @@ class InMemorySource(DatasetSource):
         return load_split(split_path(folder, split))
 
 
+DOWNLOADS = "downloads"  # root/downloads/: archives, kept apart from the converted data
+
+
+def downloads_folder(root: Path) -> Path:
+    """Where archives are downloaded to or placed by hand: outside root/<dataset>/, the fetch
+    stage's DVC output, which DVC deletes before the stage runs (a placed archive must survive)."""
+    return Path(root) / DOWNLOADS
+
+
 class ArchiveSource(InMemorySource):
-    """An in-memory dataset converted from one checksummed archive (downloaded unless told not)."""
+    """An in-memory dataset converted from one checksummed archive (downloaded unless told not)
+    kept in root/downloads/."""
 
     remote: ClassVar[RemoteFile]
     fetch_options: ClassVar[Mapping[str, Any]] = {"download": True}
@@ -117,7 +127,10 @@ class ArchiveSource(InMemorySource):
         """Write train.pt and test.pt into folder from the verified archive (via save_split)."""
 
     def convert(self, folder: Path, content: dict[str, Any], fetching: dict[str, Any]) -> dict:
-        archive = obtain_archive(self.remote, folder, self.info.name, bool(fetching["download"]))
+        downloads = downloads_folder(folder.parent)
+        remove_temporaries(downloads)  # a killed download's partial file
+        archive = obtain_archive(self.remote, downloads, self.info.name,
+                                 bool(fetching["download"]))
         self.convert_archive(archive, folder)
         return {"archive": archive.name, "archive_md5": self.remote.md5}
 

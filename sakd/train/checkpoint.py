@@ -16,7 +16,10 @@ from sakd.atomic import atomic_torch_save, atomic_write
 
 # atomic_write stays importable from here until pipeline/tune.py and pipeline/decisions.py use
 # sakd.atomic directly.
-__all__ = ["CheckpointError", "atomic_write", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError", "atomic_write", "check_recorded", "load_checkpoint", "load_module_state",
+    "save_checkpoint",
+]
 
 
 class CheckpointError(RuntimeError):
@@ -45,3 +48,26 @@ def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks keys {missing} (has {sorted(state)})")
     return state
+
+
+def check_recorded(path: Path, state: dict[str, Any], **expected: Any) -> None:
+    """CheckpointError unless each recorded value (e.g. arch, num_classes) is the expected one:
+    a file swapped for another run's must not be used under this run's name."""
+    wrong = [f"{k} {state.get(k)!r} (expected {v!r})" for k, v in expected.items()
+             if state.get(k) != v]
+    if wrong:
+        raise CheckpointError(f"checkpoint {path} records {', '.join(wrong)}; it belongs to "
+                              f"another run. Delete it and rerun the stage that writes it.")
+
+
+def load_module_state(module: torch.nn.Module, weights: Any, path: Path, name: str) -> None:
+    """Load `weights` strictly (every key, every shape) or raise CheckpointError naming the file:
+    a checkpoint whose recorded architecture disagrees with its weights is refused."""
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"checkpoint {path}: modules.{name} is not a state dict")
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise CheckpointError(f"checkpoint {path}: the weights of {name!r} do not fit the "
+                              f"recorded architecture: {detail}") from None

@@ -3,8 +3,9 @@
 One checkpoint file holds everything needed to continue (module and optimiser states, LR
 schedulers, RNG state, per-epoch history, the tracking run id). It is rewritten atomically after
 every epoch, so a killed run started again resumes after its last finished epoch and ends with
-the same result as an uninterrupted one. A NaN/inf loss stops the run before the checkpoint is
-written, so the last good checkpoint survives.
+the same result as an uninterrupted one. A NaN/inf loss, parameter or buffer (a BatchNorm running
+variance) stops the run before the checkpoint is written, so the kept checkpoint is finite
+everywhere (or, when the first epoch diverged, there is none) and the message says which.
 """
 
 from __future__ import annotations
@@ -20,14 +21,36 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from sakd.atomic import ensure_writable
 from sakd.tracking import Tracker
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
+from sakd.train.errors import TrainingDiverged
 
 Stats = dict[str, torch.Tensor]
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+def nonfinite_tensors(modules: Mapping[str, nn.Module]) -> list[str]:
+    """`module.key` of every floating parameter or buffer holding a NaN or inf (one host sync)."""
+    named = [(f"{m}.{k}", t) for m, module in modules.items()
+             for k, t in module.state_dict().items() if t.is_floating_point()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()
+    return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
+
+
+def _divergence(job: TrainingJob, epoch: int, metrics: dict[str, float]) -> str | None:
+    """What diverged in this epoch (losses first, then the weights), or None."""
+    bad = sorted(k for k, v in metrics.items() if k.startswith("train/") and not math.isfinite(v))
+    if not bad:
+        bad = nonfinite_tensors(job.modules)
+    if not bad:
+        return None
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    kept = (f"kept {job.checkpoint_path} from epoch {epoch} (finite everywhere; a rerun resumes "
+            f"from it)" if epoch else "no checkpoint was kept (it diverged in the first epoch)")
+    return (f"training diverged in epoch {epoch + 1}/{job.epochs}: {shown} not finite; {kept}. "
+            f"Lower the learning rate or a loss weight and rerun.")
 
 
 class EpochLoader(Protocol):
@@ -82,16 +105,15 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def try_resume(job: TrainingJob) -> Resume:
-    """Restore an unfinished run of the same configuration, else start fresh.
-
-    A checkpoint from other params (hash differs) or a finished run is not resumed: DVC
-    re-runs a stage only when something changed, so the work is redone from scratch.
+    """Restore a run of the same configuration: an unfinished one continues after its last
+    epoch, a finished one (start_epoch == epochs) is not retrained. A checkpoint from other
+    params (the hash differs) is not used: the work is redone from scratch.
     """
     path = job.checkpoint_path
     if not path.exists():
         return Resume(0, [], None)
     state = load_checkpoint(path, required=("epoch", "config_hash", "modules"))
-    if state["config_hash"] != job.config_hash or state["epoch"] >= job.epochs:
+    if state["config_hash"] != job.config_hash or state["epoch"] > job.epochs:
         return Resume(0, [], None)
     for name, module in job.modules.items():
         module.load_state_dict(state["modules"][name])
@@ -172,12 +194,20 @@ def fit(
 ) -> list[dict]:
     """Train for job.epochs (resuming if possible) inside one tracking run; returns the history.
 
-    A resumed run continues the same tracking run. `on_finish(history)` runs inside the run
-    (log artifacts there).
+    A resumed run continues the same tracking run; a finished one is not retrained (on_finish
+    rewrites its outputs from the checkpoint's history). Runs of the same name left RUNNING by a
+    killed process are marked KILLED, so each run has one live tracking run. `on_finish(history)`
+    runs inside the run (log artifacts there).
     """
+    ensure_writable(job.checkpoint_path)  # a read-only folder fails now, not after an epoch
     resume = try_resume(job)
-    if resume.start_epoch:
+    if resume.start_epoch >= job.epochs:
+        log(f"{job.checkpoint_path} is already finished ({job.epochs}/{job.epochs} epochs, same "
+            f"config): not retrained; its outputs are rewritten from its history")
+    elif resume.start_epoch:
         log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
+    if not run.nested:  # trials have unique names and run beside their siblings
+        tracker.close_orphans(run.experiment, run.name, keep=resume.run_id)
     with tracker.run(
         run.experiment, run.name, run.tags, run.params, run_id=resume.run_id, nested=run.nested
     ):
@@ -223,13 +253,9 @@ def _train_epochs(
         if job.summarize:
             metrics.update(job.summarize(means))
         loss = metrics.get("train/loss", 0.0)
-        bad = {k: v for k, v in metrics.items() if k.startswith("train/") and not math.isfinite(v)}
-        if bad:
-            raise TrainingDiverged(
-                f"epoch {epoch + 1}: {bad} is not finite; stopped. The last good checkpoint "
-                f"{job.checkpoint_path} (after epoch {epoch}) is kept. Lower the learning rate "
-                f"or a loss weight and rerun."
-            )
+        diverged = _divergence(job, epoch, metrics)
+        if diverged:
+            raise TrainingDiverged(diverged)
         for sched in job.schedulers.values():
             sched.step()
         val = job.evaluate()

@@ -56,7 +56,7 @@ class WorkerId:
         return f"{self.host}:{self.pid}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -81,7 +81,7 @@ def is_stale(trial: FrozenTrial, me: WorkerId, now: float, stale_after_s: float)
     if owner.get("token") == me.token:
         return False
     local = owner.get("host") == me.host and isinstance(owner.get("pid"), int)
-    if local and not _pid_alive(owner["pid"]):
+    if local and not pid_alive(owner["pid"]):
         return True
     return now - _last_beat(trial) > stale_after_s
 

@@ -18,12 +18,12 @@ import optuna
 from sakd.config import DistillConfig
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
+from sakd.tuning.baseline import baseline_once
 from sakd.tuning.hyperparams import Value, trial_config
 from sakd.tuning.job import TuneJob
+from sakd.tuning.locks import study_lock
 from sakd.tuning.runner import Reporter, TrainFn, TrialSetting
 from sakd.tuning.study import STRATEGY
-
-BASELINE_ATTR = "baseline_always_top1"
 
 
 class BuiltRun(Protocol):
@@ -83,14 +83,16 @@ def make_trainer(job: TuneJob, tracker: Tracker, build: Build) -> TrainFn:
     return train
 
 
-def ensure_baseline(job: TuneJob, study: optuna.Study, tracker: Tracker,
-                    build: Build) -> float | None:
+def ensure_baseline(job: TuneJob, study: optuna.Study, tracker: Tracker, build: Build,
+                    wait: bool = False) -> float | None:
     """Fig. 4's dashed line: the `always` strategy, same epochs and seed; trained once per
-    study (kept in the study) and, by running first, a check that data and teacher load."""
+    study however many workers start (sakd.tuning.baseline). Run first, it also checks that
+    data and teacher load; wait=True (after the trials) waits for another worker's value."""
     if not job.cfg.baseline:
         return None
-    if BASELINE_ATTR not in study.user_attrs:
-        value = distill_trial(job, tracker, build, {}, "always", name="baseline-always",
-                              tags={"optuna.role": "baseline"}, report=None)
-        study.set_user_attr(BASELINE_ATTR, value)
-    return float(study.user_attrs[BASELINE_ATTR])
+
+    def train() -> float:
+        return distill_trial(job, tracker, build, {}, "always", name="baseline-always",
+                             tags={"optuna.role": "baseline"}, report=None)
+
+    return baseline_once(study, study_lock(job.storage_url, job.study), train, wait)
