@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.paths import Layout
-from sakd.atomic import atomic_write_bytes, atomic_write_text
+from sakd.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from sakd.reference import paper_lookup
 from sakd.report import (
     EvaluateResults,
@@ -27,6 +27,7 @@ from sakd.report import (
     render_results,
     route_csv_text,
     route_png_bytes,
+    summary_metrics,
 )
 from sakd.report.aggregate import distiller_sort_key
 
@@ -53,6 +54,7 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
     ]
     text = render_results(dataset, results, paper_lookup(dataset), figures, links)
     atomic_write_text(out_md, text)
+    atomic_write_json(layout.summary_metrics, summary_metrics(results))
 
 
 def read_evaluate(path: Path) -> EvaluateResults:

@@ -97,14 +97,19 @@ class MemoryTracker(Tracker):
 
 
 class MLflowTracker(Tracker):
-    """Records to MLflow. `artifact_root` pins where new experiments keep artifacts."""
+    """Records to MLflow. `artifact_root` pins where new experiments keep artifacts;
+    `default_tags` go on every new run (the caller's context, e.g. the DVC experiment)."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path | None = None,
+        default_tags: Mapping[str, str] | None = None,
+    ) -> None:
         import mlflow
 
         self._mlflow = mlflow
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        self.default_tags = dict(default_tags or {})
         mlflow.set_tracking_uri(tracking_uri)
 
     @property
@@ -139,7 +144,7 @@ class MLflowTracker(Tracker):
             active = mlflow.start_run(
                 experiment_id=self._experiment_id(experiment),
                 run_name=run_name,
-                tags=dict(tags),
+                tags={**self.default_tags, **tags},
                 nested=nested,
             )
             # MLflow params are strings of at most 6000 chars; log in batches of 100.
