@@ -36,10 +36,13 @@ def make_project(root: Path, dataset: str = "cifar100", routes: bool = True) -> 
     path = root / "metrics" / "evaluate" / f"{dataset}.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(evaluate))
+    for key, run in students.items():  # per-epoch curves: the strategies chart reads them
+        folder = root / "plots" / "distill" / dataset / key
+        folder.mkdir(parents=True)
+        (folder / "curves.csv").write_text(f"epoch,val/top1\n1,50.0\n2,{run['top1']}\n")
     if routes:
         for seed, text in ROUTES.items():
             folder = root / "plots" / "distill" / dataset / PAIR / f"pkt-adaptive-seed{seed}"
-            folder.mkdir(parents=True)
             (folder / "route.csv").write_text(text)
 
 
