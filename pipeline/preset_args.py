@@ -7,6 +7,7 @@ sections it leaves out stay), in the Hydra override grammar DVC's `-S` parses.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,6 +17,9 @@ import yaml
 
 from pipeline.errors import UserError
 from sakd.config import load_params
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = {"null", "true", "false", "nan", "inf", "yes", "no", "on", "off"}
 
 
 def preset_dvc_args(source: Path, target: Path) -> list[str]:
@@ -75,6 +79,8 @@ def hydra_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
+        return value  # names (resnet56, cifar100): readable, no quotes to survive the shell
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, Mapping):

@@ -44,7 +44,8 @@ def test_overrides_add_change_and_delete_keys():
     args = dvc_set_args({"a": {"x": 1, "new": [1, "b c"]}, "b": None},
                         {"a": {"x": 2, "old": True}, "b": None})
     assert args == ["-S", "a.x=1", "-S", shlex.quote("+a.new=[1,'b c']"), "-S", "'~a.old'"]
-    assert hydra_value({"teacher": "it's"}) == "{teacher:'it\\'s'}"
+    assert hydra_value({"teacher": "it's", "s": "resnet8", "b": "null"}) == (
+        "{teacher:'it\\'s',s:resnet8,b:'null'}")
 
 
 @pytest.mark.parametrize("preset", sorted(NOT_QUEUEABLE))
