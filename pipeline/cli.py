@@ -140,6 +140,10 @@ def preset(
     list_presets: Annotated[
         bool, typer.Option("--list", help="list the presets with their first comment line")
     ] = False,
+    dvc_args: Annotated[
+        bool, typer.Option("--dvc-args", help="print `dvc exp run -S` overrides instead of "
+                           "writing params.yaml: `... --dvc-args | xargs dvc exp run --queue`")
+    ] = False,
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = None,
 ) -> None:
@@ -159,6 +163,11 @@ def preset(
         raise UserError("name a preset (see `sakd preset --list`) or a params file")
     source = presets.resolve_preset(name, root_dir)
     target = params if params.is_absolute() else root_dir / params
+    if dvc_args:
+        from pipeline.preset_args import preset_dvc_args
+
+        typer.echo(" ".join(preset_dvc_args(source, target)))
+        return
     change = presets.apply_preset(source, target)
     for line in presets.describe_change(change):
         typer.echo(line)

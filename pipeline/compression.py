@@ -80,7 +80,8 @@ def run_compression(params: Params, root: Path) -> Path:
             rows.append({"pair": f"{pair.teacher}-{pair.student}", "role": role, "arch": arch,
                          "test_top1": top1})
             if arch not in nets:
-                nets[arch] = load_trained(path, module, "distill")[0]
+                stage = f"pretrain@{arch}" if module == "model" else "distill"
+                nets[arch] = load_trained(path, module, stage, arch, info.num_classes)[0]
     threads = params.runtime.threads or 1
     costs = {arch: architecture_cost(net, shape, threads) for arch, net in nets.items()}
     import onnxruntime

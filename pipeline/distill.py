@@ -15,7 +15,13 @@ from typing import Any
 
 from pipeline.decisions import write_decision_grid
 from pipeline.lineage import log_dataset_and_model, source_tags
-from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
+from pipeline.outputs import (
+    CURVE_COLUMNS,
+    accuracy_summary,
+    publish_checkpoint,
+    write_csv,
+    write_json,
+)
 from pipeline.paths import Layout, run_key
 from pipeline.settings import git_commit, make_tracker, resolve_device
 from pipeline.trained import load_trained
@@ -106,7 +112,8 @@ def run_distill(
     layout = Layout(root, params.data.dataset)
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)
-    d = build_distillation(params, root, teacher, student, distiller, strategy, seed, ckpt,
+    resume = layout.resume(ckpt)
+    d = build_distillation(params, root, teacher, student, distiller, strategy, seed, resume,
                            progress=progress)
     tracker = tracker or make_tracker(params, root)
     spec = RunSpec(
@@ -118,6 +125,7 @@ def run_distill(
 
     def finish(history: list[dict]) -> None:
         metrics.update(accuracy_summary(history))  # numbers only; the path names the run
+        publish_checkpoint(resume, ckpt)
         spot_names = d.step.spot_names
         write_csv(plots / "curves.csv", history, [*CURVE_COLUMNS, "tau", "train/ce",
                                                    "train/kd", "train/distill", "train/routing"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
     for row in rows:
         writer.writerow({k: _fmt(row.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
+
+
+def publish_checkpoint(resume: Path, output: Path) -> None:
+    """Move a finished run's state from its resume file to the DVC output (one rename, so the
+    output is never half-written and the resume file is gone once the run is done)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(resume, output)
 
 
 def _fmt(value: Any) -> Any:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.lineage import log_dataset_and_model, source_tags
-from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
+from pipeline.outputs import (
+    CURVE_COLUMNS,
+    accuracy_summary,
+    publish_checkpoint,
+    write_csv,
+    write_json,
+)
 from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, resolve_device
 from sakd.build import build_supervised_run
@@ -27,10 +33,11 @@ def run_pretrain(
     run = built = build_supervised_run(params, root / data.root, resolve_device(params.runtime),
                                        arch)
     ckpt = layout.pretrained(arch)
+    resume = layout.resume(ckpt)
     job = TrainingJob(
         step=run.step, train_loader=run.train_loader, evaluate=run.evaluate, test=run.test,
         epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
-        schedulers=run.schedulers, checkpoint_path=ckpt,
+        schedulers=run.schedulers, checkpoint_path=resume,
         config_hash=config_hash(data, cfg, arch),
         metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset},
         progress=progress,
@@ -52,6 +59,7 @@ def run_pretrain(
 
     def finish(history: list[dict]) -> None:
         metrics.update(accuracy_summary(history))  # numbers only: `dvc metrics show` columns
+        publish_checkpoint(resume, ckpt)
         write_json(layout.pretrain_metrics(arch), metrics)
         write_csv(layout.pretrain_plots(arch), history, CURVE_COLUMNS)
         tracker.log_metrics({"final/top1": metrics["top1"], "final/top5": metrics["top5"]},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.paths import Layout
-from sakd.atomic import atomic_write_bytes, atomic_write_text
+from sakd.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from sakd.reference import paper_lookup
 from sakd.report import (
     EvaluateResults,
@@ -28,9 +28,11 @@ from sakd.report import (
     render_results,
     route_csv_text,
     route_png_bytes,
+    summary_metrics,
 )
 from sakd.report.aggregate import distiller_sort_key, strategy_sort_key
 from sakd.report.compression import render_compression
+from sakd.report.curves import parse_curve_column, spots_csv_text, strategies_csv_text
 from sakd.report.val_curves import band, bands_csv_text, parse_val_curve, val_png_bytes
 
 SENSITIVITY_OUTPUTS = (
@@ -48,6 +50,7 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
         results = read_evaluate(layout.evaluate_metrics())
         figures = write_route_figures(layout, results, plots_dir, out_md.parent)
         val_figures = write_val_figures(layout, results, plots_dir, out_md.parent)
+        write_strategy_charts(layout, results, plots_dir / "strategies")
     except ReportInputError as err:
         raise UserError(str(err)) from None
     links = [
@@ -61,6 +64,7 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
     if compression.is_file():  # written by the compression stage (`sakd compression`)
         text += "\n" + render_compression(json.loads(compression.read_text(encoding="utf-8")))
     atomic_write_text(out_md, text)
+    atomic_write_json(layout.summary_metrics, summary_metrics(results))
 
 
 def read_evaluate(path: Path) -> EvaluateResults:
@@ -88,6 +92,8 @@ def write_route_figures(
         png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
         atomic_write_bytes(png, route_png_bytes(curve, title))
         atomic_write_text(csv, route_csv_text(curve))
+        atomic_write_text(plots_dir / "spots" / f"{teacher}-{student}_{distiller}.csv",
+                          spots_csv_text(curve))  # dvc.yaml's Fig. 3 chart: a line per spot
         figures.append(RouteFigure(
             teacher, student, distiller,
             image=_relative(png, report_dir), data=_relative(csv, report_dir), n_seeds=len(runs),
@@ -125,6 +131,24 @@ def _read_val(path: Path) -> dict[int, float]:
     if not path.is_file():
         raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
     return parse_val_curve(path.read_text(encoding="utf-8"), source=str(path))
+def write_strategy_charts(layout: Layout, results: EvaluateResults, folder: Path) -> None:
+    """Per (pair, distiller): validation top-1 per epoch of every strategy (mean over seeds),
+    the chart dvc.yaml's top-level `strategies` plot draws."""
+    for pair in pairs_in_order(results.runs):
+        in_pair = [r for r in results.runs if r.pair == pair]
+        for distiller in sorted({r.distiller for r in in_pair}, key=distiller_sort_key):
+            curves: dict[str, list[list[float]]] = {}
+            for run in (r for r in in_pair if r.distiller == distiller):
+                curves.setdefault(run.strategy, []).append(_read_val_top1(layout, run))
+            name = f"{pair[0]}-{pair[1]}_{distiller}.csv"
+            atomic_write_text(folder / name, strategies_csv_text(curves))
+
+
+def _read_val_top1(layout: Layout, run: StudentRun) -> list[float]:
+    path = layout.distill_plots(run.key) / "curves.csv"
+    if not path.is_file():
+        raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
+    return parse_curve_column(path.read_text(encoding="utf-8"), "val/top1", source=str(path))
 
 
 def _adaptive_groups(

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.paths import dvc_experiment_tags, store_root
 from sakd.config import REQUIRED_SECTIONS, ConfigError, Params, RuntimeConfig, load_params
 from sakd.config.errors import join_key
 from sakd.tracking import MLflowTracker, Tracker, resolve_tracking_uri
@@ -97,8 +98,11 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def make_tracker(params: Params, root: Path) -> Tracker:
-    uri = resolve_tracking_uri(params.tracking.uri, root)
-    return MLflowTracker(uri, artifact_root=root / "mlruns",
+    """MLflow in the original repository (also from a DVC temp workspace), every run tagged
+    with the DVC experiment it belongs to."""
+    stores = store_root(root)
+    uri = resolve_tracking_uri(params.tracking.uri, stores)
+    return MLflowTracker(uri, artifact_root=stores / "mlruns", default_tags=dvc_experiment_tags(),
                          system_metrics=params.tracking.system_metrics)
 
 

@@ -21,7 +21,7 @@ import optuna
 from pipeline.distill import build_distillation
 from pipeline.errors import UserError, user_error_types
 from pipeline.outputs import write_csv, write_json
-from pipeline.paths import Layout
+from pipeline.paths import Layout, store_root
 from pipeline.settings import make_tracker
 from sakd.atomic import atomic_write
 from sakd.config import DistillConfig, Params
@@ -136,7 +136,7 @@ def run_tune(
     params = with_overrides(params, n_trials, workers)
     s = params.sensitivity
     try:
-        url = resolve_storage_url(s.storage, root, override=storage)
+        url = resolve_storage_url(s.storage, store_root(root), override=storage)
     except TuningError as err:
         raise UserError(str(err)) from None
     teacher = Layout(root, params.data.dataset).pretrained(s.resolved_pair(params.runs).teacher)

@@ -140,10 +140,12 @@ class MemoryTracker(Tracker):
 
 
 class MLflowTracker(Tracker):
-    """Records to MLflow. `artifact_root` pins where new experiments keep artifacts."""
+    """Records to MLflow. `artifact_root` pins where new experiments keep artifacts;
+    `default_tags` go on every new run (the caller's context, e.g. the DVC experiment)."""
 
     def __init__(
-        self, tracking_uri: str, artifact_root: Path | None = None, system_metrics: bool = False
+        self, tracking_uri: str, artifact_root: Path | None = None,
+        default_tags: Mapping[str, str] | None = None, system_metrics: bool = False,
     ) -> None:
         import mlflow
 
@@ -151,6 +153,7 @@ class MLflowTracker(Tracker):
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self.system_metrics = system_metrics  # MLflow's own CPU/memory/GPU sampler per run
+        self.default_tags = dict(default_tags or {})
         mlflow.set_tracking_uri(tracking_uri)
 
     @property
@@ -186,7 +189,7 @@ class MLflowTracker(Tracker):
             active = mlflow.start_run(
                 experiment_id=self._experiment_id(experiment),
                 run_name=run_name,
-                tags=dict(tags),
+                tags={**self.default_tags, **tags},
                 nested=nested,
                 log_system_metrics=self.system_metrics,
             )

@@ -82,7 +82,7 @@ def test_every_trained_network_is_an_mlflow_model_with_the_checkpoint_logits(pro
     root, _, _ = project
     x = _test_batch(root)
     for path, module in _checkpoints(root):
-        net, state = load_trained(path, module, "test")
+        net, state = load_trained(path, module, "test", "resnet8")
         loaded = mlflow.pytorch.load_model(f"runs:/{state['run_id']}/model")
         with torch.no_grad():
             torch.testing.assert_close(loaded(x), net.eval()(x), rtol=0, atol=1e-5)
@@ -95,7 +95,7 @@ def test_runs_record_dataset_digest_split_sizes_and_source(project):
     client = MlflowClient(uri)
     digest = folder_digest(root / "data" / "digits")
     for path, module in _checkpoints(root):
-        run = client.get_run(load_trained(path, module, "test")[1]["run_id"])
+        run = client.get_run(load_trained(path, module, "test", "resnet8")[1]["run_id"])
         (entry,) = run.inputs.dataset_inputs
         assert (entry.dataset.name, entry.dataset.digest) == ("digits", digest)
         tags = {t.key: t.value for t in entry.tags}
@@ -117,8 +117,8 @@ def test_register_picks_the_best_val_run_tags_it_and_never_duplicates(project):
     root, params, uri = project
     layout = Layout(root, "digits")
     keys = [run_key("resnet8", "resnet8", "kd", s, 0) for s in ("adaptive", "always")]
-    val = {k: load_trained(layout.student(k), "student", "t")[1]["history"][-1]["val/top1"]
-           for k in keys}
+    val = {k: load_trained(layout.student(k), "student", "t", "resnet8")[1]["history"][-1][
+        "val/top1"] for k in keys}
     best, other = sorted(keys, key=lambda k: -val[k])
     evaluated = json.loads(layout.evaluate_metrics().read_text())
     evaluated["students"][other]["top1"] = 100.0  # test must not decide

@@ -208,18 +208,22 @@ def test_killed_pretrain_process_resumes(project, tmp_path):
         os.symlink(root / "data", proj / "data")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     cmd = [sys.executable, "-m", "pipeline.cli", "pretrain", "--arch", "resnet8", "-q"]
-    ckpt = Layout(tmp_path / "killed", "digits").pretrained("resnet8")
+    layout = Layout(tmp_path / "killed", "digits")
+    ckpt = layout.pretrained("resnet8")
+    resume = layout.resume(ckpt)  # not the DVC output: DVC deletes outputs before a rerun
     proc = subprocess.Popen([*cmd, "--root", str(tmp_path / "killed")], env=env)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= 1:
+        if resume.exists() and load_checkpoint(resume)["epoch"] >= 1:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert load_checkpoint(ckpt)["epoch"] < 4, "finished before it could be killed"
+    assert load_checkpoint(resume)["epoch"] < 4, "finished before it could be killed"
+    assert not ckpt.exists(), "the DVC output appears only once the run has finished"
     subprocess.run([*cmd, "--root", str(tmp_path / "killed")], env=env, check=True)
     subprocess.run([*cmd, "--root", str(tmp_path / "clean")], env=env, check=True)
+    assert not resume.exists(), "a finished run leaves no resume state behind"
     a = load_checkpoint(ckpt)
     b = load_checkpoint(Layout(tmp_path / "clean", "digits").pretrained("resnet8"))
     assert a["epoch"] == b["epoch"] == 4

@@ -33,6 +33,7 @@ from sakd.report.routes import (
     parse_route_csv,
     route_csv_text,
 )
+from sakd.report.summary import summary_metrics
 from sakd.report.tables import Table, ablation_table, comparison_table, pretrained_table
 
 __all__ = [
@@ -62,4 +63,5 @@ __all__ = [
     "summarize",
     "summarize_cells",
     "summarize_no_distillation",
+    "summary_metrics",
 ]
