@@ -54,4 +54,4 @@ def route_decisions(logits: torch.Tensor, tau: float | torch.Tensor,
                     generator: torch.Generator | None = None,
                     noise: torch.Tensor | None = None) -> torch.Tensor:
     """Policy logits [B, D, 2] -> straight-through decision w [B, D]: 1 = teacher (distill)."""
-    return gumbel_softmax_st(logits, tau, generator, noise)[..., DISTILL]
+    return gumbel_softmax_st(logits, tau, generator, noise)[..., DISTILL].contiguous()

@@ -1,8 +1,6 @@
 """The spot-adaptive distillation iteration (Algorithm 1, Eq. 7), for every strategy.
 
-One call trains on one batch; `forward_student`, `forward_routing` and `train_batch` follow
-Algorithm 1 of the paper:
-
+One call trains on one batch; `forward_student`, `forward_routing`, `train_batch` follow it:
     lines 3-5    teacher forward (frozen: eval mode, no grad) and student forward (train mode)
     lines 18-23  policy on the detached pooled embeddings -> straight-through Gumbel decisions
                  w [B, S+1] (1 = route through the teacher = distill); d = w.detach()
@@ -17,8 +15,8 @@ nowhere, `random` by coin flips, `anti` where the policy says not to; only polic
 the routing pass. No host sync, no boolean indexing, random draws first (`draw_random`): the
 step can be captured whole (sakd.train.capture); it returns detached device tensors that the
 loop sums and syncs once per epoch. The step owns its per-run state: tau (a sakd.spots.tau
-clock), the distiller's pre-phase (FT's paraphraser) at a fresh start, its metric names.
-Eval-mode passes run on BatchNorm-folded views; bf16 autocast (CUDA) keeps losses in float32.
+clock), the distiller's pre-phase (FT) at a fresh start, its metric names. Eval-mode passes run
+on BatchNorm-folded views; bf16 autocast (CUDA) keeps losses in float32.
 """
 
 from __future__ import annotations
@@ -100,8 +98,7 @@ class DistillStep:
         self.routing_loss_fn = get_routing_loss(cfg.routing_loss, self.teacher_trainable)
         n = student.num_features
         self.spot_names = [spot_name(k, n) for k in self.spots] + [spot_name(n, n)]
-        self._router_params = _unique_parameters(policy, routing)
-        # what the eval-mode passes run: BN-folded views, or the networks themselves
+        self._router_params = _unique_parameters(policy, routing)  # eval passes: BN-folded views
         fold_t = fold_batchnorm and (strategy.uses_policy or not self.teacher_trainable)
         fold_s = fold_batchnorm and strategy.uses_policy
         self._eval_teacher = EvalFoldedNet(teacher) if fold_t else teacher
@@ -114,8 +111,7 @@ class DistillStep:
         if self.teacher_trainable:
             modules["teacher"] = self.teacher
         if self.policy is not None and self.routing is not None:
-            modules["policy"] = self.policy
-            modules["routing"] = self.routing
+            modules.update(policy=self.policy, routing=self.routing)
         return modules
 
     def router_parameters(self) -> list[nn.Parameter]:
@@ -210,13 +206,9 @@ class DistillStep:
             self.student.train()
             feats_s, logits_s = self.student(x, return_features=True)
 
-            # lines 18-23: the policy decides per sample and spot; d = w.detach() gates losses
-            w = decisions = None
+            w = decisions = None  # lines 18-23: per sample and spot; d = w.detach() gates losses
             if self.strategy.uses_policy:
-                logits_p = self.policy(feats_t[-1], feats_s[-1])
-                tau = self.tau if tau is None else tau
-                logits_p = logits_p if noise is None else logits_p.to(noise.dtype)  # bf16 -> fp32
-                w = route_decisions(logits_p, tau, self.generator, noise)
+                w = self.route(feats_t[-1], feats_s[-1], self.tau if tau is None else tau, noise)
                 decisions = w.detach()
             if mask is None:
                 mask = self.strategy.distill_mask(
@@ -227,8 +219,8 @@ class DistillStep:
             ce = F.cross_entropy(logits_s, y)
             if self.strategy.needs_teacher:
                 targets_t = [f.detach() for f in feats_t]
-                kd = kd_per_sample(logits_s, logits_t.detach(), self.cfg.kd_T) * mask[:, -1]
-                kd = kd.mean()
+                kd = kd_per_sample(logits_s, logits_t.detach(), self.cfg.kd_T)
+                kd = (kd * mask[:, -1]).mean()
                 spot_losses = self.distiller(feats_s, targets_t, mask=mask[:, :-1], index=index)
             else:
                 kd = logits_s.new_zeros((), dtype=torch.float32)
@@ -246,6 +238,14 @@ class DistillStep:
         return StudentPass(
             loss, ce, kd, spot_losses, teacher_ce, logits_s, teacher_first, w, decisions, mask
         )
+
+    def route(self, embed_t: torch.Tensor, embed_s: torch.Tensor, tau: float | torch.Tensor,
+              noise: torch.Tensor | None) -> torch.Tensor:
+        """Lines 18-22: straight-through decisions w [B, S+1] from the policy (float32 with
+        `noise`). A captured step runs it eagerly: w feeds both backward passes."""
+        logits = self.policy(embed_t, embed_s)
+        logits = logits if noise is None else logits.to(noise.dtype)
+        return route_decisions(logits, tau, self.generator, noise)
 
     def forward_routing(
         self, x: torch.Tensor, y: torch.Tensor, sp: StudentPass
@@ -269,10 +269,9 @@ class DistillStep:
         optimizer.step()
 
     def stats(self, sp: StudentPass, routing_loss: torch.Tensor | None, y: torch.Tensor) -> Stats:
-        """Detached per-batch tensors: loss (student total), ce, kd (before beta1), distill
-        (sum of spot losses, before beta2), routing (0 without a policy), p_distill [S+1]
-        (fraction of the batch distilled per spot, `spot_names` order), distill_spots [S],
-        correct (int), teacher_ce (trainable teacher only)."""
+        """Detached per-batch tensors: loss (student total), ce, kd (before beta1), distill (sum
+        of spot losses, before beta2), routing (0 without a policy), p_distill [S+1] (fraction
+        distilled per spot), distill_spots [S], correct, teacher_ce (trainable teacher only)."""
         stats = {
             "loss": sp.loss.detach(),
             "ce": sp.ce.detach(),
