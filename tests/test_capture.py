@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -147,3 +149,24 @@ def test_runtime_switches_validate():
         load_params({"runtime": {"capture": True, "compile": True}})
     with pytest.raises(ConfigError, match=r"runtime\.fused_optimizer"):
         load_params({"runtime": {"fused_optimizer": "yes please"}})
+
+
+def test_runtime_capture_builds_a_captured_run_on_full_batches(tmp_path, one_thread):
+    """params.yaml's switches reach the run: captured step, foreach SGD, no partial batch."""
+    import yaml
+
+    from sakd.build import build_distill_run
+    from sakd.data import fetch_dataset
+    from sakd.models import create_model
+
+    raw = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    raw["runtime"].update(capture=True, fused_optimizer=True, device="cpu")
+    params = load_params(raw)
+    fetch_dataset(params.data.dataset, tmp_path)
+    run = build_distill_run(params, tmp_path, torch.device("cpu"),
+                            lambda n: create_model("resnet8", n), "resnet8", "kd", "adaptive", 0)
+    assert isinstance(run.step, CapturedStep)
+    assert all(o.defaults["foreach"] for o in run.optimizers.values())
+    batch = params.distill.batch_size
+    assert len(run.train_loader) == run.train_loader.num_samples // batch
+    assert all(x.shape[0] == batch for x, _, _ in run.train_loader)
