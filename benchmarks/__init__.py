@@ -22,7 +22,8 @@ libraries and every strategy's models, so they compare strategies, not absolute 
 
 Modules: config (what to time, the result document), step (the timed step), timing
 (interleaving), memory (peak memory), machine (device and machine description), run (the
-driver), report (the printed table). The harness is a tool outside the library: sakd/ never
+driver), report (the printed table), concurrent (k copies at once on one device: aggregate
+images/s). The harness is a tool outside the library: sakd/ never
 imports it.
 """
 

@@ -33,13 +33,17 @@ class BenchConfig:
     autocast: bool = True  # bf16, CUDA only
     compile: bool = False
     fold_batchnorm: bool = True  # eval-mode passes on BN-folded views (DistillStep)
+    capture: bool = False  # the whole step compiled (CUDA graphs on CUDA): sakd.train.capture
+    fused_optimizer: bool = False  # fused SGD on CUDA, foreach SGD on CPU
+    concurrent: int = 1  # processes running this benchmark at once on the device
     epoch_images: int | None = None
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seed: int = 0
 
     def __post_init__(self) -> None:
         for key, low in (("batch_size", 2), ("input_size", 4), ("num_classes", 2),
-                         ("steps", 1), ("warmup", 0), ("threads", 0), ("seed", 0)):
+                         ("steps", 1), ("warmup", 0), ("threads", 0), ("seed", 0),
+                         ("concurrent", 1)):
             if getattr(self, key) < low:
                 raise ValueError(f"bench {key} must be >= {low}, got {getattr(self, key)}")
         if self.epoch_images is not None and self.epoch_images < 0:
@@ -50,6 +54,8 @@ class BenchConfig:
         if unknown:
             raise ValueError(f"unknown strategy {unknown[0]!r}; valid: "
                              f"{', '.join(list_strategies())}")
+        if self.capture and self.compile:
+            raise ValueError("bench --capture compiles the whole step; drop --compile with it")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"bench strategies repeat a name: {list(self.strategies)}")
 

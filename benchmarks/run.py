@@ -15,8 +15,10 @@ from benchmarks.step import build_step, first_batch, synthetic_loader
 from benchmarks.timing import device_sync, interleaved_epoch_times, interleaved_step_times
 
 
-def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> BenchResult:
-    """Time cfg.strategies (interleaved) and one epoch each; see the module docstring."""
+def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None,
+              before_timing: Callable[[], object] = lambda: None) -> BenchResult:
+    """Time cfg.strategies (interleaved) and one epoch each; see the module docstring.
+    `before_timing` runs after the warm-up (concurrent runs wait there for each other)."""
     device = resolve_bench_device(cfg.device)
     saved_threads = torch.get_num_threads()
     if cfg.threads:
@@ -33,7 +35,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = lambda _: None) -> 
         machine = machine_info(device)
         log(f"timing {cfg.steps} interleaved steps after {cfg.warmup} warm-up steps each")
         sync = device_sync(device)
-        times, peaks = interleaved_step_times(calls, cfg.steps, cfg.warmup, sync, memory)
+        times, peaks = interleaved_step_times(calls, cfg.steps, cfg.warmup, sync, memory,
+                                              before_timing)
         used = len(loader) * cfg.batch_size if epoch_images >= cfg.batch_size else 0
         epochs = {}
         if used:

@@ -11,6 +11,7 @@ from sakd.data.device_loader import DeviceLoader
 from sakd.data.info import AugmentSpec
 from sakd.distillers import create_distiller, distiller_options
 from sakd.models import create_model
+from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep
 from sakd.train.runtime import autocast_enabled, place_model
 
@@ -36,7 +37,7 @@ def synthetic_loader(cfg: BenchConfig, device: torch.device, images: int) -> Dev
 
 def build_step(
     cfg: BenchConfig, strategy: str, device: torch.device, loader: DeviceLoader
-) -> DistillStep:
+) -> DistillStep | CapturedStep:
     """A training step with fresh models (seeded: every strategy starts from the same weights).
 
     Distillers with a preparation phase (FT's paraphraser pretraining) are not prepared: it
@@ -55,11 +56,12 @@ def build_step(
     options = {k: available[k] for k in distiller_options(cfg.distiller) if k in available}
     distiller = create_distiller(cfg.distiller, feats_s, feats_t, **options)
     generator = torch.Generator(device).manual_seed(cfg.seed)
-    return build_distill_step(
+    step = build_distill_step(
         student, teacher, distiller, strategy, example_x, DistillConfig(), generator=generator,
         autocast=autocast_enabled(cfg.autocast, device), channels_last=cfg.channels_last,
-        fold_batchnorm=cfg.fold_batchnorm,
+        fold_batchnorm=cfg.fold_batchnorm, fused_optimizer=cfg.fused_optimizer,
     )
+    return CapturedStep(step) if cfg.capture else step
 
 
 def first_batch(loader: DeviceLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -32,12 +32,14 @@ def interleaved_step_times(
     warmup: int,
     sync: Callable[[], None],
     memory: PeakMemory,
+    before_timing: Callable[[], object] = lambda: None,
 ) -> tuple[dict[str, list[float]], dict[str, tuple[float, float | None]]]:
     """Seconds of each timed call per name, and each name's highest `memory.stop()` (MiB)."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     sync()
+    before_timing()
     times: dict[str, list[float]] = {name: [] for name in calls}
     peaks: dict[str, tuple[float, float | None]] = dict.fromkeys(calls, (0.0, None))
     for order in rotations(list(calls), steps):

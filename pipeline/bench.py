@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks import BenchConfig, BenchResult, format_table, run_bench
+from benchmarks.concurrent import format_concurrent, run_concurrent
 from pipeline.errors import UserError
 from pipeline.outputs import write_json
 
@@ -24,14 +26,20 @@ def make_config(**options) -> BenchConfig:
 
 def run_bench_command(
     cfg: BenchConfig, json_path: Path | None = None, log: Callable[[str], None] = print
-) -> BenchResult:
-    """Run the benchmark, print its table and write the JSON document if asked."""
+) -> BenchResult | dict[str, Any]:
+    """Run the benchmark (cfg.concurrent copies at once if > 1), print its table and write
+    the JSON document if asked."""
     try:
-        result = run_bench(cfg, log=log)
-    except ValueError as err:  # unknown distiller/pair, CUDA missing, ...
+        if cfg.concurrent > 1:
+            result = run_concurrent(cfg, log=log)
+            doc, table = result, format_concurrent(result)
+        else:
+            result = run_bench(cfg, log=log)
+            doc, table = result.to_dict(), format_table(result)
+    except ValueError as err:  # unknown distiller/pair, CUDA missing, a failed run, ...
         raise UserError(str(err)) from None
-    log(format_table(result))
+    log(table)
     if json_path is not None:
-        write_json(json_path, result.to_dict())
+        write_json(json_path, doc)
         log(f"wrote {json_path}")
     return result

@@ -70,6 +70,18 @@ def bench(
     fold_bn: Annotated[
         bool, typer.Option("--fold-bn/--no-fold-bn", help="BN folded into convs in eval passes")
     ] = True,
+    capture: Annotated[
+        bool, typer.Option("--capture/--no-capture",
+                           help="compile the whole step (CUDA graphs on CUDA)")
+    ] = False,
+    fused_optimizer: Annotated[
+        bool, typer.Option("--fused-optimizer/--no-fused-optimizer",
+                           help="fused SGD on CUDA, foreach SGD on CPU")
+    ] = False,
+    concurrent: Annotated[
+        int, typer.Option("--concurrent", help="run k copies at once on the device; report "
+                          "aggregate images/s")
+    ] = 1,
     epoch_images: Annotated[
         int | None,
         typer.Option("--epoch-images", help="images in the timed epoch (default: 50,000 on "
@@ -90,7 +102,8 @@ def bench(
         teacher=teacher, student=student, distiller=distiller, batch_size=batch_size,
         input_size=input_size, num_classes=num_classes, steps=steps, warmup=warmup,
         device=device, threads=threads, channels_last=channels_last, autocast=autocast,
-        compile=compile_, fold_batchnorm=fold_bn, epoch_images=epoch_images,
+        compile=compile_, fold_batchnorm=fold_bn, capture=capture,
+        fused_optimizer=fused_optimizer, concurrent=concurrent, epoch_images=epoch_images,
         strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), seed=seed,
     )
     run_bench_command(cfg, json_path, log=typer.echo)

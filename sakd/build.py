@@ -26,9 +26,10 @@ from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.routing import RoutingNetwork, eval_mode
 from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
+from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep, _unique_parameters
 from sakd.train.evaluate import evaluate
-from sakd.train.runtime import autocast_enabled, place_model, seed_everything
+from sakd.train.runtime import autocast_enabled, optimizer_kwargs, place_model, seed_everything
 from sakd.train.supervised import SupervisedStep
 from sakd.train.teacher_loss import TEACHER_TRAINABLE
 
@@ -52,6 +53,7 @@ def build_distill_step(
     autocast: bool = False,
     channels_last: bool = False,
     fold_batchnorm: bool = True,
+    fused_optimizer: bool = False,
 ) -> DistillStep:
     """A DistillStep for `strategy_name`, with its policy, adapters and optimisers.
 
@@ -60,7 +62,7 @@ def build_distill_step(
     the distiller (else its Table II default); `tau` fixes the temperature, else cfg.tau's
     schedule runs over cfg.epochs x `steps_per_epoch`. A frozen teacher is put in eval mode
     with requires_grad off. Place the networks on their device and memory format first (the
-    BN-folded views copy conv weights).
+    BN-folded views copy conv weights). `fused_optimizer`: fused (CUDA) or foreach SGD steps.
     """
     cfg = cfg or DistillConfig()
     strategy = create_strategy(strategy_name)
@@ -86,10 +88,11 @@ def build_distill_step(
     lr = cfg.lr if lr is None else lr
     trained = _unique_parameters(student, distiller, teacher if trainable else None)
     trained = [p for p in trained if p.requires_grad]
-    optimizers = {"student": _sgd(trained, lr, cfg.momentum, cfg.weight_decay)}
+    impl = optimizer_kwargs(fused_optimizer, example_x.device)
+    optimizers = {"student": _sgd(trained, lr, cfg.momentum, cfg.weight_decay, **impl)}
     if strategy.uses_policy:
         optimizers["router"] = _sgd(_unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
-                                    cfg.momentum, cfg.router_weight_decay)
+                                    cfg.momentum, cfg.router_weight_decay, **impl)
     return DistillStep(
         student, teacher, distiller, strategy, cfg, optimizers,
         _tau_clock(cfg, tau, steps_per_epoch),
@@ -107,8 +110,8 @@ def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequ
 
 
 def _sgd(params: list[nn.Parameter], lr: float, momentum: float,
-         weight_decay: float) -> torch.optim.SGD:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+         weight_decay: float, **impl: bool) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **impl)
 
 
 def _tau_clock(cfg: DistillConfig, tau: float | None, steps_per_epoch: int) -> TauClock:
@@ -168,10 +171,11 @@ class Run:
 def _loaders(params: Params, data_root: Path, device: torch.device, batch_size: int,
              seed: int) -> SplitLoaders:
     data = params.data
-    return build_split_loaders(
+    return build_split_loaders(  # a captured step takes full batches only (static shapes)
         data.dataset, data_root, batch_size=batch_size, device=device, seed=seed,
         val_fraction=data.val_fraction, val_seed=data.split_seed,
         num_workers=data.workers, channels_last=params.runtime.channels_last,
+        drop_last=params.runtime.capture,
         **params.data.dataset_options(),
     )
 
@@ -190,7 +194,8 @@ def build_supervised_run(params: Params, data_root: Path, device: torch.device,
     info = loaders.info
     model = _place(params, create_model(arch, info.num_classes), device)
     autocast = autocast_enabled(params.runtime.autocast, device)
-    opt = _sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay)
+    opt = _sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
+               **optimizer_kwargs(params.runtime.fused_optimizer, device))
     optimizers = {"model": opt}
     step = SupervisedStep(model, opt, autocast=autocast)
     return Run(step, model, optimizers, lr_schedulers(optimizers, cfg.milestones, cfg.lr_decay),
@@ -223,8 +228,10 @@ def build_distill_run(
         student, teacher, distiller, strategy, example_x, cfg, lr=cfg.lr_for(student_arch),
         steps_per_epoch=len(train_loader), autocast=autocast,
         channels_last=params.runtime.channels_last,
+        fused_optimizer=params.runtime.fused_optimizer,
     )
-    return Run(step, student, step.optimizers,
+    run_step = CapturedStep(step) if params.runtime.capture else step
+    return Run(run_step, student, step.optimizers,
                lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay),
                train_loader, loaders.val, loaders.test, info, autocast)
 

@@ -252,6 +252,16 @@ class RuntimeConfig(ConfigModel):
     compile: bool = False
     deterministic: bool = True
     threads: Annotated[int, Field(ge=0, le=4096)] = 0  # CPU threads; 0 = torch's default
+    # the launch-bound fast path (docs/bench.md); off by default: not faster on CPU
+    capture: bool = False  # torch.compile of the whole distillation step (CUDA graphs on CUDA)
+    fused_optimizer: bool = False  # fused SGD on CUDA, foreach (multi-tensor) SGD elsewhere
+
+    @model_validator(mode="after")
+    def _one_compile(self) -> RuntimeConfig:
+        if self.capture and self.compile:
+            raise ConfigError("capture", "capture compiles the whole distillation step; "
+                              "set runtime.compile: false with it (each stage compiled twice)")
+        return self
 
 
 class TrackingConfig(ConfigModel):

@@ -107,9 +107,11 @@ class EvalFoldedNet(SpotNet):
     def num_folds(self) -> int:
         return len(self._folds)
 
+    @torch.compiler.disable  # eager under torch.compile: the version counters change every step
     @torch.no_grad()
     def refresh(self) -> None:
-        """Recompute the folded weights if any source tensor changed since the last call."""
+        """Recompute the folded weights (in place) if any source tensor changed since the last
+        call."""
         versions = [t._version for t in self._sources]
         if versions == self._seen:
             return

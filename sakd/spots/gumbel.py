@@ -28,7 +28,7 @@ def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -
 
 def gumbel_softmax_st(
     logits: torch.Tensor,
-    tau: float,
+    tau: float | torch.Tensor,
     generator: torch.Generator | None = None,
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -36,9 +36,10 @@ def gumbel_softmax_st(
 
     `noise` (Gumbel, same shape) may be given to replay a draw; otherwise it is drawn from
     `generator`. Written as hard + (soft - soft.detach()) so the forward value is exactly the
-    one-hot vector, not 1 - s + s up to rounding.
+    one-hot vector, not 1 - s + s up to rounding. A 0-dim tensor `tau` (the captured step's,
+    updated in place) is not checked here: reading it would sync with the host.
     """
-    if tau <= 0:
+    if not isinstance(tau, torch.Tensor) and tau <= 0:
         raise ValueError(f"Gumbel-softmax temperature tau must be > 0, got {tau}")
     if noise is None:
         noise = gumbel_noise(logits, generator)
@@ -49,7 +50,8 @@ def gumbel_softmax_st(
     return hard + (soft - soft.detach())
 
 
-def route_decisions(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
+def route_decisions(logits: torch.Tensor, tau: float | torch.Tensor,
+                    generator: torch.Generator | None = None,
                     noise: torch.Tensor | None = None) -> torch.Tensor:
     """Policy logits [B, D, 2] -> straight-through decision w [B, D]: 1 = teacher (distill)."""
-    return gumbel_softmax_st(logits, tau, generator, noise)[..., DISTILL]
+    return gumbel_softmax_st(logits, tau, generator, noise)[..., DISTILL].contiguous()

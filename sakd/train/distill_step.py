@@ -1,8 +1,6 @@
 """The spot-adaptive distillation iteration (Algorithm 1, Eq. 7), for every strategy.
 
-One call trains on one batch. The blocks of `forward_student`, `forward_routing` and
-`__call__` follow Algorithm 1 of the paper:
-
+One call trains on one batch; `forward_student`, `forward_routing`, `train_batch` follow it:
     lines 3-5    teacher forward (frozen: eval mode, no grad) and student forward (train mode)
     lines 18-23  policy on the detached pooled embeddings -> straight-through Gumbel decisions
                  w [B, S+1] (1 = route through the teacher = distill); d = w.detach()
@@ -14,13 +12,12 @@ One call trains on one batch. The blocks of `forward_student`, `forward_routing`
 
 Strategies (sakd.spots.strategies) only change the mask: `always` distils everywhere, `never`
 nowhere, `random` by coin flips, `anti` where the policy says not to; only policy strategies run
-the routing pass. No `.item()` and no boolean indexing: gating multiplies by the mask and the
-step returns detached device tensors that the loop sums and syncs once per epoch.
-
-The step owns its per-run state: tau (a sakd.spots.tau clock), the distiller's pre-phase
-(FT's paraphraser) at a fresh start, and its per-epoch metric names. Eval-mode passes run on
-BatchNorm-folded views. bf16 (`autocast`, a speed option; fp32 is the paper's) is one autocast
-context per forward half. A trainable teacher's coupling: sakd.train.teacher_loss.
+the routing pass. No host sync, no boolean indexing, random draws first (`draw_random`): the
+step can be captured whole (sakd.train.capture); it returns detached device tensors that the
+loop sums and syncs once per epoch. The step owns its per-run state: tau (a sakd.spots.tau
+clock), the distiller's pre-phase (FT) at a fresh start, its metric names. Eval-mode passes run
+on BatchNorm-folded views. bf16 (`autocast`, a speed option; fp32 is the paper's) is one
+autocast context per forward half. A trainable teacher's coupling: sakd.train.teacher_loss.
 """
 
 from __future__ import annotations
@@ -38,12 +35,13 @@ from sakd.distillers.base import Distiller
 from sakd.distillers.functional import kd_per_sample
 from sakd.models.base import SpotNet, spot_name
 from sakd.models.eval_fold import EvalFoldedNet
-from sakd.spots.gumbel import DISTILL, route_decisions
+from sakd.spots.gumbel import gumbel_noise, route_decisions
 from sakd.spots.policy import PolicyNet
-from sakd.spots.routing import RoutingNetwork, eval_mode
+from sakd.spots.routing import RoutingNetwork
 from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import Strategy
 from sakd.spots.tau import TauClock
+from sakd.train.decide import decide_mask
 from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
 Stats = dict[str, torch.Tensor]
@@ -102,8 +100,7 @@ class DistillStep:
         self.ce_weight = self.teacher_loss.ce_weight(self.gamma) if self.teacher_trainable else 1.0
         n = student.num_features
         self.spot_names = [spot_name(k, n) for k in self.spots] + [spot_name(n, n)]
-        self._router_params = _unique_parameters(policy, routing)
-        # what the eval-mode passes run: BN-folded views, or the networks themselves
+        self._router_params = _unique_parameters(policy, routing)  # eval passes: BN-folded views
         fold_t = fold_batchnorm and (strategy.uses_policy or not self.teacher_trainable)
         fold_s = fold_batchnorm and strategy.uses_policy
         self._eval_teacher = EvalFoldedNet(teacher) if fold_t else teacher
@@ -116,8 +113,7 @@ class DistillStep:
         if self.teacher_trainable:
             modules["teacher"] = self.teacher
         if self.policy is not None and self.routing is not None:
-            modules["policy"] = self.policy
-            modules["routing"] = self.routing
+            modules.update(policy=self.policy, routing=self.routing)
         return modules
 
     def router_parameters(self) -> list[nn.Parameter]:
@@ -159,18 +155,27 @@ class DistillStep:
         return net
 
     # ------------------------------------------------------------------ one iteration
-    def __call__(
-        self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None
-    ) -> Stats:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor,
+                 index: torch.Tensor | None = None) -> Stats:
         """Train on one batch; returns detached device tensors (see `stats`)."""
-        tau = self.clock.tick()
-        if tau is not None:
-            self.tau = tau
-        sp = self.forward_student(x, y, index)
-        # Two backward passes with disjoint targets: the student's graph is freed before the
-        # routing pass allocates its own (lower peak memory), and the routing loss reaches
-        # only the policy + adapters (`inputs=`), so no student gradient is computed and
-        # thrown away.
+        self.tau = tau if (tau := self.clock.tick()) is not None else self.tau
+        return self.train_batch(x, y, index, self.tau, *self.draw_random(x))
+
+    def draw_random(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The iteration's random draws, before any network runs (a captured step takes them as
+        inputs): (Gumbel noise [B, S+1, 2], None) with a policy, else (None, the mask)."""
+        shape = (x.shape[0], self.num_decisions)
+        if self.strategy.uses_policy:
+            like = torch.empty((*shape, 2), device=x.device, dtype=self.policy.linear.weight.dtype)
+            return gumbel_noise(like, self.generator), None
+        return None, self.strategy.distill_mask(None, shape, x.device, self.generator)
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None, tau:
+                    float | torch.Tensor, noise: torch.Tensor | None, mask: torch.Tensor | None):
+        """The tensor work, what a captured step compiles. Two backward passes with disjoint
+        targets: the student's graph is freed before the routing pass allocates its own; the
+        routing loss reaches only the policy + adapters (`inputs=`)."""
+        sp = self.forward_student(x, y, index, tau=tau, noise=noise, mask=mask)
         student_opt = self.optimizers["student"]
         student_opt.zero_grad(set_to_none=True)
         sp.loss.backward()
@@ -191,24 +196,26 @@ class DistillStep:
             return self._current(self._eval_teacher)(x, return_features=True)
 
     def forward_student(
-        self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None
+        self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None, *,
+        tau: float | torch.Tensor | None = None, noise: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> StudentPass:
-        """Forwards, decisions, mask and the student's loss (no backward)."""
+        """Forwards, decisions, mask and the student's loss (no backward). `tau`, `noise` and
+        `mask` (see `draw_random`) default to the step's tau and fresh draws."""
         with self._precision(x):
             # Algorithm 1, lines 3-5: teacher (frozen unless Table VIII) and student forwards
             feats_t, logits_t = self._teacher_forward(x)
             self.student.train()
             feats_s, logits_s = self.student(x, return_features=True)
 
-            # lines 18-23: the policy decides per sample and spot; d = w.detach() gates losses
-            w = decisions = None
+            w = decisions = None  # lines 18-23: per sample and spot; d = w.detach() gates losses
             if self.strategy.uses_policy:
-                logits_p = self.policy(feats_t[-1], feats_s[-1])
-                w = route_decisions(logits_p, self.tau, self.generator)
+                w = self.route(feats_t[-1], feats_s[-1], self.tau if tau is None else tau, noise)
                 decisions = w.detach()
-            mask = self.strategy.distill_mask(
-                decisions, (x.shape[0], self.num_decisions), x.device, self.generator
-            )
+            if mask is None:
+                mask = self.strategy.distill_mask(
+                    decisions, (x.shape[0], self.num_decisions), x.device, self.generator
+                )
 
             # Eq. 7: CE + beta1 * gated KD (logit spot, last column) + beta2 * gated spots
             ce = F.cross_entropy(logits_s, y)
@@ -233,6 +240,14 @@ class DistillStep:
             loss, ce, kd, spot_losses, teacher_ce, logits_s, teacher_first, w, decisions, mask
         )
 
+    def route(self, embed_t: torch.Tensor, embed_s: torch.Tensor, tau: float | torch.Tensor,
+              noise: torch.Tensor | None) -> torch.Tensor:
+        """Lines 18-22: straight-through decisions w [B, S+1] from the policy (float32 with
+        `noise`). A captured step runs it eagerly: w feeds both backward passes."""
+        logits = self.policy(embed_t, embed_s)
+        logits = logits if noise is None else logits.to(noise.dtype)
+        return route_decisions(logits, tau, self.generator, noise)
+
     def forward_routing(
         self, x: torch.Tensor, y: torch.Tensor, sp: StudentPass
     ) -> torch.Tensor | None:
@@ -255,10 +270,9 @@ class DistillStep:
         optimizer.step()
 
     def stats(self, sp: StudentPass, routing_loss: torch.Tensor | None, y: torch.Tensor) -> Stats:
-        """Detached per-batch tensors: loss (student total), ce, kd (before beta1), distill
-        (sum of spot losses, before beta2), routing (0 without a policy), p_distill [S+1]
-        (fraction of the batch distilled per spot, `spot_names` order), distill_spots [S],
-        correct (int), teacher_ce (trainable teacher only)."""
+        """Detached per-batch tensors: loss (student total), ce, kd (before beta1), distill (sum
+        of spot losses, before beta2), routing (0 without a policy), p_distill [S+1] (fraction
+        distilled per spot), distill_spots [S], correct, teacher_ce (trainable teacher only)."""
         stats = {
             "loss": sp.loss.detach(),
             "ce": sp.ce.detach(),
@@ -274,24 +288,10 @@ class DistillStep:
         return stats
 
     # ------------------------------------------------------------------ inspection
-    @torch.no_grad()
     def decide(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        """Distill mask [B, S+1] (`spot_names` columns) the strategy would apply to x, every
-        net in eval mode: the policy's most likely path, or a Gumbel draw when `sample`. For
-        the Fig. 5-style decision grid."""
-        decisions = None
-        with eval_mode(*[m for m in (self.student, self.teacher, self.policy) if m is not None]):
-            if self.strategy.uses_policy:
-                feats_t, _ = self.teacher(x, return_features=True)
-                feats_s, _ = self.student(x, return_features=True)
-                logits = self.policy(feats_t[-1], feats_s[-1])
-                if sample:
-                    decisions = route_decisions(logits, self.tau, self.generator)
-                else:
-                    decisions = (logits.argmax(-1) == DISTILL).float()
-            return self.strategy.distill_mask(
-                decisions, (x.shape[0], self.num_decisions), x.device, self.generator
-            )
+        """Distill mask [B, S+1] the strategy would apply to x, every net in eval mode (the
+        Fig. 5-style grid): see sakd.train.decide."""
+        return decide_mask(self, x, sample)
 
 
 def _unique_parameters(*modules: nn.Module | None) -> list[nn.Parameter]:

@@ -1,4 +1,4 @@
-"""How a model runs on its device: memory format, torch.compile and bf16 autocast.
+"""How a model runs on its device: memory format, torch.compile, bf16 autocast, fused optimisers.
 
 One place for the runtime knobs so training stages and `sakd bench` place models the same way.
 Measured on CPU (docs/bench.md): channels_last makes the CIFAR ResNets' steps ~15% faster;
@@ -35,7 +35,7 @@ def place_model(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if compile:
-        _allow_recompiles()
+        allow_recompiles()
         stages = getattr(model, "stages", None)
         for part in stages if stages is not None else [model]:
             part.compile()
@@ -45,7 +45,7 @@ def place_model(
 COMPILE_RECOMPILE_LIMIT = 64
 
 
-def _allow_recompiles() -> None:
+def allow_recompiles() -> None:
     """Every stage that is an nn.Sequential shares one code object, so dynamo keeps one cache
     entry per stage, network and mode (train, eval, eval with frozen weights) under it; the
     default limit of 8 would silently send the later stages back to eager mode."""
@@ -53,6 +53,19 @@ def _allow_recompiles() -> None:
 
     limit = max(dynamo_config.recompile_limit, COMPILE_RECOMPILE_LIMIT)
     dynamo_config.recompile_limit = limit
+
+
+FUSED_OPTIMIZER: dict[str, dict[str, bool]] = {"cuda": {"fused": True}}
+"""Optimiser keyword arguments per device type for `runtime.fused_optimizer`: one fused kernel
+per step on CUDA, else the multi-tensor (foreach) path: a few kernels instead of one per
+parameter tensor."""
+
+
+def optimizer_kwargs(fused: bool, device: torch.device | str) -> dict[str, bool]:
+    """Keyword arguments for a torch optimiser: {} (torch's default) unless `fused`."""
+    if not fused:
+        return {}
+    return FUSED_OPTIMIZER.get(torch.device(device).type, {"foreach": True})
 
 
 def to_memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
