@@ -75,7 +75,8 @@ def pretrain(
 
     p, root_dir = load_context(params, root)
     m = run_pretrain(p, arch, root_dir, progress=not quiet)
-    typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (best {m['best_top1']:.2f}%)")
+    if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
+        typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (best {m['best_top1']:.2f}%)")
 
 
 @app.command()
@@ -95,10 +96,11 @@ def distill(
 
     p, root_dir = load_context(params, root)
     m = run_distill(p, root_dir, teacher, student, distiller, strategy, seed, progress=not quiet)
-    typer.echo(
-        f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
-        f"{m['top1']:.2f}% (best {m['best_top1']:.2f}%)"
-    )
+    if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
+        typer.echo(
+            f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
+            f"{m['top1']:.2f}% (best {m['best_top1']:.2f}%)"
+        )
 
 
 @app.command()

@@ -17,7 +17,7 @@ from pipeline.decisions import write_decision_grid
 from pipeline.errors import UserError
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout, run_key
-from pipeline.settings import git_commit, make_tracker, resolve_device
+from pipeline.settings import git_commit, join_process_group, make_tracker, resolve_device
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
@@ -101,7 +101,9 @@ def run_distill(
     params: Params, root: Path, teacher: str, student: str, distiller: str, strategy: str,
     seed: int, tracker: Tracker | None = None, progress: bool = True,
 ) -> dict:
-    """Run one cell of the distill matrix and write its DVC outputs; returns its metrics."""
+    """Run one cell of the distill matrix and write its DVC outputs; returns its metrics
+    (rank 0 of a torchrun launch writes them; the other ranks return {})."""
+    join_process_group(params.runtime)
     layout = Layout(root, params.data.dataset)
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)

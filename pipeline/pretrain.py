@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, make_tracker, resolve_device
+from pipeline.settings import git_commit, join_process_group, make_tracker, resolve_device
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
 from sakd.tracking import Tracker
@@ -16,12 +16,14 @@ from sakd.train.loop import RunSpec, TrainingJob, fit
 def run_pretrain(
     params: Params, arch: str, root: Path, tracker: Tracker | None = None, progress: bool = True
 ) -> dict:
-    """Train `arch` alone on the configured dataset; returns the metrics written."""
+    """Train `arch` alone on the configured dataset; returns the metrics written (rank 0 of a
+    torchrun launch writes them; the other ranks return {})."""
     cfg, data = params.pretrain, params.data
     if arch not in params.runs.pretrain:
         from pipeline.errors import UserError
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
+    join_process_group(params.runtime)
     layout = Layout(root, data.dataset)
     run = build_supervised_run(params, root / data.root, resolve_device(params.runtime), arch)
     ckpt = layout.pretrained(arch)

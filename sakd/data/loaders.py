@@ -48,11 +48,15 @@ def build_loaders(
     channels_last: bool = False,
     augment: AugmentSpec | Mapping[str, Any] | None = None,
     num_workers: int = 4,
+    rank: int = 0,
+    world_size: int = 1,
     **dataset_options: Any,
 ) -> tuple[BatchLoader, BatchLoader, DatasetInfo]:
     """Loaders over a fetched dataset. `augment` replaces the registry's training augmentation
     (an AugmentSpec) or overrides some of its fields (a mapping, e.g. {"pad": 2}). The returned
-    info has num_classes as found on disk for folder datasets (a class subset is fine)."""
+    info has num_classes as found on disk for folder datasets (a class subset is fine).
+    `rank`/`world_size` shard the training loader of a data-parallel run (batch_size is then
+    the global batch); every rank evaluates the whole test split."""
     source = dataset_source(name)
     info = source.info
     spec = _augment_spec(info, augment)
@@ -74,6 +78,8 @@ def build_loaders(
             train=True,
             augment=spec,
             drop_last=drop_last,
+            rank=rank,
+            world_size=world_size,
             **common,
         )
         test = DeviceLoader(
@@ -88,6 +94,8 @@ def build_loaders(
         train=True,
         drop_last=drop_last,
         num_workers=num_workers,
+        rank=rank,
+        world_size=world_size,
         **common,
     )
     test = StreamingLoader(

@@ -5,6 +5,11 @@ schedulers, RNG state, per-epoch history, the tracking run id). It is rewritten 
 every epoch, so a killed run started again resumes after its last finished epoch and ends with
 the same result as an uninterrupted one. A NaN/inf loss stops the run before the checkpoint is
 written, so the last good checkpoint survives.
+
+Under `torchrun` (sakd.train.distributed) every rank runs this loop on its share of the data:
+the epoch sums are all-reduced in the loop's one host sync (logged numbers are global), BN
+running statistics are averaged before evaluation, each rank's RNG state goes into the
+checkpoint, and only rank 0 writes the checkpoint, opens the tracking run and logs.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from sakd.tracking import Tracker
+from sakd.tracking import MemoryTracker, Tracker
+from sakd.train import distributed
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
 
 Stats = dict[str, torch.Tensor]
@@ -98,11 +104,27 @@ def try_resume(job: TrainingJob) -> Resume:
         opt.load_state_dict(state["optimizers"][name])
     for name, sched in job.schedulers.items():
         sched.load_state_dict(state["schedulers"][name])
-    _set_rng_state(state["rng"])
+    _set_rng_state(_own_rng(state["rng"], path))
     return Resume(state["epoch"], list(state["history"]), state.get("run_id"))
 
 
+def _own_rng(rng: dict | list, path: Path) -> dict[str, Any]:
+    """This rank's saved RNG state (a list, one per rank, from a data-parallel run)."""
+    if isinstance(rng, dict):
+        return rng
+    if len(rng) != distributed.world_size():
+        raise RuntimeError(
+            f"{path} was written by {len(rng)} processes; resume it with the same number "
+            f"(now {distributed.world_size()}), or delete it to start over"
+        )
+    return rng[distributed.rank()]
+
+
 def save_state(job: TrainingJob, epoch: int, history: list, run_id: str | None) -> None:
+    """Rank 0 writes the checkpoint (every rank must call: the RNG states are gathered)."""
+    rngs = distributed.gather_objects(_rng_state())
+    if not distributed.is_main():
+        return
     state = {
         **job.metadata,
         "epoch": epoch,
@@ -111,7 +133,7 @@ def save_state(job: TrainingJob, epoch: int, history: list, run_id: str | None) 
         "modules": {n: m.state_dict() for n, m in job.modules.items()},
         "optimizers": {n: o.state_dict() for n, o in job.optimizers.items()},
         "schedulers": {n: s.state_dict() for n, s in job.schedulers.items()},
-        "rng": _rng_state(),
+        "rng": rngs[0] if len(rngs) == 1 else rngs,
         "history": history,
         "run_id": run_id,
     }
@@ -127,17 +149,21 @@ def _batches(loader: EpochLoader, epoch: int, progress: bool, label: str) -> Ite
     return track(loader, total=len(loader), description=label, transient=True)
 
 
-def _mean_stats(sums: Stats, samples: int) -> dict[str, torch.Tensor]:
-    """Per-sample epoch means (sums are batch means x batch size), moved to the CPU in one go
-    (the epoch's only host sync). `correct` stays a count."""
+def _mean_stats(sums: Stats, samples: int) -> tuple[dict[str, torch.Tensor], int]:
+    """Per-sample epoch means over all ranks (sums are batch means x batch size) and the global
+    sample count: one all-reduce, then one move to the CPU (the epoch's only host sync).
+    `correct` stays a count."""
     keys = list(sums)
-    flat = torch.cat([sums[k].detach().float().reshape(-1) for k in keys]).cpu()
+    parts = [sums[k].detach().float().reshape(-1) for k in keys]
+    count = torch.tensor([float(samples)], device=parts[0].device if parts else None)
+    flat = distributed.all_reduce_sum(torch.cat([*parts, count])).cpu()
+    samples = int(flat[-1])
     out, offset = {}, 0
     for k in keys:
         n = sums[k].numel()
         out[k] = flat[offset : offset + n].reshape(sums[k].shape)
         offset += n
-    return {k: (v if k == "correct" else v / samples) for k, v in out.items()}
+    return {k: (v if k == "correct" else v / samples) for k, v in out.items()}, samples
 
 
 def default_summary(stats: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
@@ -175,15 +201,21 @@ def fit(
     (log artifacts there).
     """
     resume = try_resume(job)
+    if not distributed.is_main():  # rank 0 alone speaks and records (one run per cell)
+        log, tracker = _silent, MemoryTracker()
     if resume.start_epoch:
         log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
     with tracker.run(
         run.experiment, run.name, run.tags, run.params, run_id=resume.run_id, nested=run.nested
     ):
         history = _train_epochs(job, tracker, resume, log)
-        if on_finish:
+        if on_finish and distributed.is_main():
             on_finish(history)
     return history
+
+
+def _silent(message: str) -> None:
+    """Ranks other than 0 print nothing (rank 0 speaks for the run)."""
 
 
 def _train_epochs(
@@ -197,14 +229,15 @@ def _train_epochs(
         sums: Stats = {}
         samples = 0
         label = f"epoch {epoch + 1}/{job.epochs}"
-        for x, y, index in _batches(job.train_loader, epoch, job.progress, label):
+        progress = job.progress and distributed.is_main()
+        for x, y, index in _batches(job.train_loader, epoch, progress, label):
             stats = job.step(x, y, index)
             size = y.shape[0]
             for key, value in stats.items():
                 value = value if key == "correct" else value * size  # weight by batch size
                 sums[key] = value if key not in sums else sums[key] + value
             samples += size
-        means = _mean_stats(sums, samples)
+        means, samples = _mean_stats(sums, samples)
         metrics = default_summary(means, samples)
         if job.summarize:
             metrics.update(job.summarize(means))
@@ -218,6 +251,7 @@ def _train_epochs(
             )
         for sched in job.schedulers.values():
             sched.step()
+        distributed.average_batchnorm_stats(job.modules.values())
         val = job.evaluate()
         metrics.update({f"val/{k}": v for k, v in val.items()})
         metrics["lr"] = lr
