@@ -211,6 +211,7 @@ def fit(
         history = _train_epochs(job, tracker, resume, log)
         if on_finish and distributed.is_main():
             on_finish(history)
+    distributed.barrier()  # every rank returns once rank 0's outputs are complete
     return history
 
 
