@@ -15,9 +15,10 @@ from typing import Any
 
 from pipeline.decisions import write_decision_grid
 from pipeline.errors import UserError
+from pipeline.launch import training_device
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout, run_key
-from pipeline.settings import git_commit, join_process_group, make_tracker, resolve_device
+from pipeline.settings import git_commit, make_tracker
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
@@ -65,7 +66,7 @@ def build_distillation(
     """Assemble a distillation run; `cfg` overrides params.distill (the tuner's trials)."""
     cfg = cfg or params.distill
     data = params.data
-    run = build_distill_run(params, root / data.root, resolve_device(params.runtime),
+    run = build_distill_run(params, root / data.root, training_device(params.runtime),
                             _teacher_factory(params, root, teacher_arch), student_arch,
                             distiller_name, strategy, seed, cfg)
     step = run.step
@@ -103,7 +104,6 @@ def run_distill(
 ) -> dict:
     """Run one cell of the distill matrix and write its DVC outputs; returns its metrics
     (rank 0 of a torchrun launch writes them; the other ranks return {})."""
-    join_process_group(params.runtime)
     layout = Layout(root, params.data.dataset)
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.launch import training_device
 from pipeline.outputs import CURVE_COLUMNS, accuracy_summary, write_csv, write_json
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, join_process_group, make_tracker, resolve_device
+from pipeline.settings import git_commit, make_tracker
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
 from sakd.tracking import Tracker
@@ -23,9 +24,8 @@ def run_pretrain(
         from pipeline.errors import UserError
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
-    join_process_group(params.runtime)
     layout = Layout(root, data.dataset)
-    run = build_supervised_run(params, root / data.root, resolve_device(params.runtime), arch)
+    run = build_supervised_run(params, root / data.root, training_device(params.runtime), arch)
     ckpt = layout.pretrained(arch)
     job = TrainingJob(
         step=run.step, train_loader=run.train_loader, evaluate=run.evaluate,

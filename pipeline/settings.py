@@ -15,7 +15,6 @@ from pipeline.errors import UserError
 from sakd.config import REQUIRED_SECTIONS, ConfigError, Params, RuntimeConfig, load_params
 from sakd.config.errors import join_key
 from sakd.tracking import MLflowTracker, Tracker, resolve_tracking_uri
-from sakd.train import distributed
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -79,18 +78,11 @@ def resolve_device(runtime: RuntimeConfig) -> torch.device:
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     if runtime.device == "auto":
-        return distributed.local_device(
-            torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(runtime.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"runtime.device is {runtime.device!r} but CUDA is not available here")
-    return distributed.local_device(device)
-
-
-def join_process_group(runtime: RuntimeConfig) -> None:
-    """Under `torchrun` (its env variables set): join the process group (gloo on CPU, NCCL on
-    CUDA) before anything is built. A plain `sakd ...` stays one process."""
-    distributed.init_from_env(resolve_device(runtime))
+    return device
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

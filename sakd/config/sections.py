@@ -218,6 +218,7 @@ class RuntimeConfig(ConfigModel):
     compile: bool = False
     deterministic: bool = True
     threads: Annotated[int, Field(ge=0, le=4096)] = 0  # CPU threads; 0 = torch's default
+    nproc: Annotated[int, Field(ge=1, le=1024)] = 1  # > 1: pretrain/distill relaunch via torchrun
 
 
 class TrackingConfig(ConfigModel):
