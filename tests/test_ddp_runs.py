@@ -169,3 +169,29 @@ def test_adaptive_ranks_stay_in_sync_and_rank0_starts_like_one_process(ddp):
     x, y, i = next(iter(run.train_loader))
     first = run.step.forward_student(halves(x)[0], halves(y)[0], halves(i)[0])
     assert a["losses"][0] == pytest.approx(float(first.loss), abs=1e-5)
+
+
+def test_torchrun_across_two_nodes_on_loopback(ddp):
+    """The README's multi-node command: 2 torchrun agents (one per "node"), c10d rendezvous on
+    127.0.0.1. Runs last: it retrains the teacher checkpoint (1 epoch, its own params file)."""
+    import os
+    import subprocess
+
+    root, _params, _ranks = ddp
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["pretrain"].update(epochs=1, milestones=[])
+    (root / "params-1epoch.yaml").write_text(yaml.safe_dump(raw))
+    port = free_port()
+    agents = [subprocess.Popen(
+        ["torchrun", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={node}",
+         "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--no-python",
+         "sakd", "pretrain", "--arch", "resnet8", "--params", "params-1epoch.yaml", "--quiet"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for node in range(2)]
+    outputs = [a.communicate(timeout=600)[0] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], outputs
+    reports = [line for out in outputs for line in out.splitlines()
+               if line.startswith("resnet8: final top-1")]
+    assert len(reports) == 1  # rank 0 alone reports (and writes)
+    state = load_checkpoint(Layout(root, "digits").pretrained("resnet8"))
+    assert state["epoch"] == 1 and len(state["rng"]) == 2
