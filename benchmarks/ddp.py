@@ -29,7 +29,8 @@ TEACHER, STUDENT, DISTILLER = "resnet20", "resnet8", "at"
 
 def _project(root: Path, epochs: int, nproc: int) -> dict:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["runs"].update(pretrain=[TEACHER], pairs=[{"teacher": TEACHER, "student": STUDENT}],
+    raw["runs"].update(pretrain=[TEACHER, STUDENT],
+                       pairs=[{"teacher": TEACHER, "student": STUDENT}],
                        distillers=[DISTILLER], strategies=["adaptive"], seeds=[0])
     for section in ("pretrain", "distill"):
         raw[section].update(epochs=epochs, milestones=[])
