@@ -74,12 +74,15 @@ def pretrain(
     quiet: QuietOpt = False,
 ) -> None:
     """Train one architecture alone (teachers; students alone = the paper's S row)."""
+    from pipeline.launch import relaunch_if_asked
     from pipeline.pretrain import run_pretrain
 
     check_names(arch=arch)
     p, root_dir = load_context(params, root)
+    relaunch_if_asked(p)
     m = run_pretrain(p, arch, root_dir, progress=not quiet)
-    typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
+    if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
+        typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
 
 
 @app.command()
@@ -96,14 +99,17 @@ def distill(
 ) -> None:
     """Distill one teacher -> student pair with one distiller and strategy."""
     from pipeline.distill import run_distill
+    from pipeline.launch import relaunch_if_asked
 
     check_names(teacher=teacher, student=student, distiller=distiller, strategy=strategy)
     p, root_dir = load_context(params, root)
+    relaunch_if_asked(p)
     m = run_distill(p, root_dir, teacher, student, distiller, strategy, seed, progress=not quiet)
-    typer.echo(
-        f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
-        f"{m['top1']:.2f}% (val {m['val_top1']:.2f}%)"
-    )
+    if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
+        typer.echo(
+            f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
+            f"{m['top1']:.2f}% (val {m['val_top1']:.2f}%)"
+        )
 
 
 @app.command()

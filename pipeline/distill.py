@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.decisions import write_decision_grid
+from pipeline.launch import training_device
 from pipeline.lineage import log_dataset_and_model, source_tags
 from pipeline.outputs import (
     CURVE_COLUMNS,
@@ -23,7 +24,7 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout, run_key
-from pipeline.settings import git_commit, make_tracker, resolve_device
+from pipeline.settings import git_commit, make_tracker
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
@@ -69,7 +70,7 @@ def build_distillation(
     with `with_test=False`)."""
     cfg = cfg or params.distill
     data = params.data
-    run = build_distill_run(params, root / data.root, resolve_device(params.runtime),
+    run = build_distill_run(params, root / data.root, training_device(params.runtime),
                             _teacher_factory(params, root, teacher_arch), student_arch,
                             distiller_name, strategy, seed, cfg)
     step = run.step
@@ -108,7 +109,8 @@ def run_distill(
     params: Params, root: Path, teacher: str, student: str, distiller: str, strategy: str,
     seed: int, tracker: Tracker | None = None, progress: bool = True,
 ) -> dict:
-    """Run one cell of the distill matrix and write its DVC outputs; returns its metrics."""
+    """Run one cell of the distill matrix and write its DVC outputs; returns its metrics
+    (rank 0 of a torchrun launch writes them; the other ranks return {})."""
     layout = Layout(root, params.data.dataset)
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.launch import training_device
 from pipeline.lineage import log_dataset_and_model, source_tags
 from pipeline.outputs import (
     CURVE_COLUMNS,
@@ -13,7 +14,7 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, make_tracker, resolve_device
+from pipeline.settings import git_commit, make_tracker
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
 from sakd.tracking import Tracker
@@ -23,14 +24,15 @@ from sakd.train.loop import RunSpec, TrainingJob, fit
 def run_pretrain(
     params: Params, arch: str, root: Path, tracker: Tracker | None = None, progress: bool = True
 ) -> dict:
-    """Train `arch` alone on the configured dataset; returns the metrics written."""
+    """Train `arch` alone on the configured dataset; returns the metrics written (rank 0 of a
+    torchrun launch writes them; the other ranks return {})."""
     cfg, data = params.pretrain, params.data
     if arch not in params.runs.pretrain:
         from pipeline.errors import UserError
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
-    run = built = build_supervised_run(params, root / data.root, resolve_device(params.runtime),
+    run = built = build_supervised_run(params, root / data.root, training_device(params.runtime),
                                        arch)
     ckpt = layout.pretrained(arch)
     resume = layout.resume(ckpt)

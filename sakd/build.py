@@ -26,6 +26,7 @@ from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.routing import RoutingNetwork, eval_mode
 from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
+from sakd.train import distributed
 from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep, _unique_parameters
 from sakd.train.evaluate import evaluate
@@ -176,13 +177,47 @@ def _loaders(params: Params, data_root: Path, device: torch.device, batch_size: 
         val_fraction=data.val_fraction, val_seed=data.split_seed,
         num_workers=data.workers, channels_last=params.runtime.channels_last,
         drop_last=params.runtime.capture,
+        rank=distributed.rank(), world_size=distributed.world_size(),
         **params.data.dataset_options(),
     )
 
 
 def _place(params: Params, model: nn.Module, device: torch.device) -> nn.Module:
     rt = params.runtime
+    model = distributed.sync_batchnorm(model, device)  # CUDA data-parallel runs only
     return place_model(model, device, channels_last=rt.channels_last, compile=rt.compile)
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel around `model` in a torchrun launch (itself otherwise): rank 0's
+    weights are broadcast, gradients averaged during backward."""
+    if not distributed.active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _data_parallel_step(step: DistillStep, seed: int) -> None:
+    """Data-parallel distillation: every trained part starts from rank 0's values, each
+    optimiser averages its gradients across ranks before stepping, and ranks > 0 reseed so
+    their Gumbel and coin-flip draws are their own (rank 0 keeps the single-process stream)."""
+    if not distributed.active():
+        return
+    for module in step.modules_to_checkpoint().values():
+        distributed.broadcast_module(module)
+    for optimizer in step.optimizers.values():
+        distributed.average_gradients_before_step(optimizer)
+    prepare = step.distiller.prepare  # a pre-phase (FT's paraphraser) trains on each rank's
+    # share: rank 0's result is then given to all, so every rank distills against one
+
+    def prepare_then_share(teacher: nn.Module, batches: Any) -> None:
+        prepare(teacher, batches)
+        distributed.broadcast_module(step.distiller)
+
+    step.distiller.prepare = prepare_then_share
+    if distributed.rank():
+        torch.manual_seed(seed + 1_000_003 * distributed.rank())
 
 
 def build_supervised_run(params: Params, data_root: Path, device: torch.device,
@@ -197,7 +232,7 @@ def build_supervised_run(params: Params, data_root: Path, device: torch.device,
     opt = _sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
                **optimizer_kwargs(params.runtime.fused_optimizer, device))
     optimizers = {"model": opt}
-    step = SupervisedStep(model, opt, autocast=autocast)
+    step = SupervisedStep(_data_parallel(model, device), opt, autocast=autocast)
     return Run(step, model, optimizers, lr_schedulers(optimizers, cfg.milestones, cfg.lr_decay),
                loaders.train, loaders.val, loaders.test, info, autocast)
 
@@ -230,6 +265,7 @@ def build_distill_run(
         channels_last=params.runtime.channels_last,
         fused_optimizer=params.runtime.fused_optimizer,
     )
+    _data_parallel_step(step, seed)
     run_step = CapturedStep(step) if params.runtime.capture else step
     return Run(run_step, student, step.optimizers,
                lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay),

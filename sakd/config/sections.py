@@ -255,6 +255,7 @@ class RuntimeConfig(ConfigModel):
     # the launch-bound fast path (docs/bench.md); off by default: not faster on CPU
     capture: bool = False  # torch.compile of the whole distillation step (CUDA graphs on CUDA)
     fused_optimizer: bool = False  # fused SGD on CUDA, foreach (multi-tensor) SGD elsewhere
+    nproc: Annotated[int, Field(ge=1, le=1024)] = 1  # > 1: pretrain/distill relaunch via torchrun
 
     @model_validator(mode="after")
     def _one_compile(self) -> RuntimeConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -17,6 +17,11 @@ class EpochBatching:
     Iterating takes the current epoch and advances it by one; `set_epoch` makes the next
     iteration replay a given epoch (resume), since order and augmentation depend only on it.
     Batches leave as uint8 images and become model input on the device (`_model_input`).
+
+    Data-parallel runs (`world_size` > 1): `batch_size` is the global batch; every rank walks
+    the same seeded order and takes its own consecutive share of each global batch
+    (`row_batches`), so the ranks never overlap and together see what one process would. The
+    last batch drops its remainder modulo world_size so the shares stay equal.
     """
 
     def __init__(
@@ -31,7 +36,16 @@ class EpochBatching:
         seed: int,
         drop_last: bool,
         channels_last: bool,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        if batch_size % world_size:
+            raise ValueError(
+                f"batch size {batch_size} is the global batch of {world_size} processes: it "
+                f"must be divisible by {world_size}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if seed < 0:
@@ -43,13 +57,22 @@ class EpochBatching:
         self.seed = seed
         self.drop_last = drop_last
         self.channels_last = channels_last
+        self.rank, self.world_size = rank, world_size
         self.scale, self.shift = normaliser(mean, std, self.device)
         self.epoch = 0
 
     def __len__(self) -> int:
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return -(-self.num_samples // self.batch_size)
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return full + int(not self.drop_last and rest >= self.world_size)
+
+    def row_batches(self, order: torch.Tensor) -> Iterator[torch.Tensor]:
+        """This rank's rows of each global batch of `order` (all rows when single-process)."""
+        stop = len(self) * self.batch_size if self.drop_last else order.shape[0]
+        for start in range(0, stop, self.batch_size):
+            rows = order[start : min(start + self.batch_size, stop)]
+            share = rows.shape[0] // self.world_size
+            if share:
+                yield rows[self.rank * share : (self.rank + 1) * share]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -3,7 +3,8 @@
 Each epoch draws, from a generator seeded by (seed, epoch), a permutation plus per-sample crop
 offsets and flip bits for all N rows, and moves them to the device once. Batches are then pure
 device indexing: gather (crop+flip), normalise, optional channels_last. A resumed run that calls
-set_epoch(e) sees exactly the batches the uninterrupted run saw in epoch e.
+set_epoch(e) sees exactly the batches the uninterrupted run saw in epoch e. In a data-parallel
+run each rank takes its share of every global batch (EpochBatching.row_batches).
 """
 
 from __future__ import annotations
@@ -48,11 +49,14 @@ class DeviceLoader(EpochBatching):
         seed: int = 0,
         drop_last: bool = False,
         channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         check_arrays(images, labels, "DeviceLoader")
         super().__init__(
             num_samples=images.shape[0], batch_size=batch_size, device=device, train=train,
             mean=mean, std=std, seed=seed, drop_last=drop_last, channels_last=channels_last,
+            rank=rank, world_size=world_size,
         )
         self.augment = augment
         self.image_size = (images.shape[2], images.shape[3])
@@ -76,14 +80,11 @@ class DeviceLoader(EpochBatching):
         return _EpochPlan(*moved)
 
     def _batches(self, plan: _EpochPlan | None) -> Iterator[Batch]:
-        stop = len(self) * self.batch_size if self.drop_last else self.num_samples
-        for start in range(0, stop, self.batch_size):
-            end = min(start + self.batch_size, stop)
+        order = torch.arange(self.num_samples, device=self.device) if plan is None else plan.order
+        for rows in self.row_batches(order):
             if plan is None:
-                rows = torch.arange(start, end, device=self.device)
-                images = self.images[start:end]
+                images = self.images[rows]
             else:
-                rows = plan.order[start:end]
                 images = crop_and_flip(
                     self.images,
                     rows,

@@ -49,6 +49,8 @@ def build_loaders(
     channels_last: bool = False,
     augment: AugmentSpec | Mapping[str, Any] | None = None,
     num_workers: int = 4,
+    rank: int = 0,
+    world_size: int = 1,
     **dataset_options: Any,
 ) -> tuple[BatchLoader, BatchLoader, DatasetInfo]:
     """(train, test, info) over a fetched dataset, the whole training set in `train` (see
@@ -58,7 +60,7 @@ def build_loaders(
     split = build_split_loaders(
         name, root, batch_size, device, seed, val_fraction=None, eval_batch_size=eval_batch_size,
         drop_last=drop_last, channels_last=channels_last, augment=augment,
-        num_workers=num_workers, **dataset_options,
+        num_workers=num_workers, rank=rank, world_size=world_size, **dataset_options,
     )
     return split.train, split.test, split.info
 
@@ -87,11 +89,15 @@ def build_split_loaders(
     channels_last: bool = False,
     augment: AugmentSpec | Mapping[str, Any] | None = None,
     num_workers: int = 4,
+    rank: int = 0,
+    world_size: int = 1,
     **dataset_options: Any,
 ) -> SplitLoaders:
     """Loaders with `val_fraction` of the training data held out for validation (stratified,
     fixed by `val_seed`, which params set from data.split_seed; independent of the training
-    `seed`); the test split is untouched."""
+    `seed`); the test split is untouched. `rank`/`world_size` shard the training loader of a
+    data-parallel run (batch_size is then the global batch); every rank evaluates val and test
+    whole."""
     source = dataset_source(name)
     info = source.info
     spec = _augment_spec(info, augment)
@@ -110,8 +116,9 @@ def build_split_loaders(
     if info.in_memory:
         def loader(images, y, train: bool) -> DeviceLoader:
             size = batch_size if train else eval_batch_size
+            shard = {"rank": rank, "world_size": world_size} if train else {}
             return DeviceLoader(images, y, size, train=train, augment=spec,
-                                drop_last=drop_last and train, **common)
+                                drop_last=drop_last and train, **shard, **common)
 
         images = train_set.images
         if rows is None:
@@ -123,9 +130,10 @@ def build_split_loaders(
 
     def stream(dataset, y, train: bool) -> StreamingLoader:
         dataset.transform = streamed_transform(info, spec, train=train)
+        shard = {"rank": rank, "world_size": world_size} if train else {}
         return StreamingLoader(dataset, y, batch_size if train else eval_batch_size,
                                train=train, drop_last=drop_last and train,
-                               num_workers=num_workers, **common)
+                               num_workers=num_workers, **shard, **common)
 
     if rows is None:
         train, val = stream(train_set, labels, True), None

@@ -20,6 +20,7 @@ class StreamingLoader(EpochBatching):
 
     `dataset` items are (uint8 image [3,H,W], label, index). Shuffle order and worker seeds come
     from a generator seeded by (seed, epoch); iterating advances the epoch, set_epoch resumes.
+    With world_size > 1 each rank loads only its share of every global batch.
     """
 
     def __init__(
@@ -35,16 +36,30 @@ class StreamingLoader(EpochBatching):
         drop_last: bool = False,
         channels_last: bool = False,
         num_workers: int = 4,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         super().__init__(
             num_samples=len(labels), batch_size=batch_size, device=device, train=train,
             mean=mean, std=std, seed=seed, drop_last=drop_last, channels_last=channels_last,
+            rank=rank, world_size=world_size,
         )
         self.dataset = dataset
         self.labels = labels.to(self.device)  # all dataset labels (CRD draws negatives by class)
         self.num_workers = num_workers
 
     def _loader(self, epoch: int) -> DataLoader:
+        if self.world_size > 1:  # this rank's share of each global batch, same order on all
+            generator = epoch_generator(self.seed, epoch)
+            n = self.num_samples
+            order = torch.randperm(n, generator=generator) if self.train else torch.arange(n)
+            return DataLoader(
+                self.dataset,
+                batch_sampler=[rows.tolist() for rows in self.row_batches(order)],
+                num_workers=self.num_workers,
+                pin_memory=self.device.type == "cuda",
+                generator=generator,
+            )
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,

@@ -2,6 +2,10 @@
 
 All of it runs on the device with no host sync: negatives are drawn with `torch.rand`, the
 normalisation constant Z is set once with `torch.where`, memory rows are mask-blended.
+
+In a data-parallel run (torchrun) each rank holds the whole bank: every update all-gathers the
+batch's indices, embeddings and gates of all ranks (equal shares, so no padding), and Z is set
+from the anchors of all ranks, so the banks stay identical across ranks.
 """
 
 from __future__ import annotations
@@ -9,10 +13,27 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 NCE_EPS = 1e-7
+
+
+def _data_parallel() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _gather_rows(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Each tensor's rows from every rank, concatenated in rank order (single process: as is)."""
+    if not _data_parallel():
+        return list(tensors)
+    out = []
+    for t in tensors:
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t.contiguous())
+        out.append(torch.cat(parts))
+    return out
 
 
 def max_negatives(labels: torch.Tensor) -> int:
@@ -96,8 +117,11 @@ class ContrastMemory(nn.Module):
     ) -> torch.Tensor:
         with torch.no_grad():  # Z is a constant: set once, from the selected anchors only
             g = torch.ones_like(out[:, 0]) if gate is None else gate.to(out.dtype)
-            n = g.sum()
-            estimate = (out * g[:, None]).sum() / (n.clamp_min(1) * out.shape[1])
+            total = torch.stack([(out * g[:, None]).sum(), g.sum()])
+            if _data_parallel():
+                dist.all_reduce(total)  # Z from the anchors of the global batch
+            n = total[1]
+            estimate = total[0] / (n.clamp_min(1) * out.shape[1])
             z.copy_(torch.where((z < 0) & (n > 0), estimate * self.num_samples, z))
         return out / torch.where(z > 0, z, torch.ones_like(z))
 
@@ -106,7 +130,11 @@ class ContrastMemory(nn.Module):
         self, index: torch.Tensor, v_s: torch.Tensor, v_t: torch.Tensor,
         gate: torch.Tensor | None,
     ) -> None:
-        """Momentum update of the rows `index`; rows of unselected samples stay unchanged."""
+        """Momentum update of the rows `index` (of all ranks' batches in a data-parallel run);
+        rows of unselected samples stay unchanged."""
+        if _data_parallel():
+            gate = torch.ones_like(index, dtype=v_s.dtype) if gate is None else gate
+            index, v_s, v_t, gate = _gather_rows(index, v_s.detach(), v_t.detach(), gate)
         for memory, v in ((self.memory_s, v_s), (self.memory_t, v_t)):
             old = memory[index]
             new = F.normalize(old * self.momentum + v.detach() * (1 - self.momentum), dim=1)

@@ -6,6 +6,10 @@ every epoch, so a killed run started again resumes after its last finished epoch
 the same result as an uninterrupted one. A NaN/inf loss, parameter or buffer (a BatchNorm running
 variance) stops the run before the checkpoint is written, so the kept checkpoint is finite
 everywhere (or, when the first epoch diverged, there is none) and the message says which.
+Under `torchrun` (sakd.train.distributed) every rank runs this loop on its share of the data:
+the epoch sums are all-reduced in the loop's one host sync (logged numbers are global), BN
+running statistics are averaged before evaluation, each rank's RNG state goes into the
+checkpoint, and only rank 0 writes the checkpoint, opens the tracking run and logs.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import torch
 from torch import nn
 
 from sakd.atomic import ensure_writable
-from sakd.tracking import Tracker
+from sakd.tracking import MemoryTracker, Tracker
+from sakd.train import distributed
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
 from sakd.train.errors import TrainingDiverged
 
@@ -121,11 +126,27 @@ def try_resume(job: TrainingJob) -> Resume:
         opt.load_state_dict(state["optimizers"][name])
     for name, sched in job.schedulers.items():
         sched.load_state_dict(state["schedulers"][name])
-    _set_rng_state(state["rng"])
+    _set_rng_state(_own_rng(state["rng"], path))
     return Resume(state["epoch"], list(state["history"]), state.get("run_id"))
 
 
+def _own_rng(rng: dict | list, path: Path) -> dict[str, Any]:
+    """This rank's saved RNG state (a list, one per rank, from a data-parallel run)."""
+    if isinstance(rng, dict):
+        return rng
+    if len(rng) != distributed.world_size():
+        raise RuntimeError(
+            f"{path} was written by {len(rng)} processes; resume it with the same number "
+            f"(now {distributed.world_size()}), or delete it to start over"
+        )
+    return rng[distributed.rank()]
+
+
 def save_state(job: TrainingJob, epoch: int, history: list, run_id: str | None) -> None:
+    """Rank 0 writes the checkpoint (every rank must call: the RNG states are gathered)."""
+    rngs = distributed.gather_objects(_rng_state())
+    if not distributed.is_main():
+        return
     state = {
         **job.metadata,
         "epoch": epoch,
@@ -134,7 +155,7 @@ def save_state(job: TrainingJob, epoch: int, history: list, run_id: str | None) 
         "modules": {n: m.state_dict() for n, m in job.modules.items()},
         "optimizers": {n: o.state_dict() for n, o in job.optimizers.items()},
         "schedulers": {n: s.state_dict() for n, s in job.schedulers.items()},
-        "rng": _rng_state(),
+        "rng": rngs[0] if len(rngs) == 1 else rngs,
         "history": history,
         "run_id": run_id,
     }
@@ -150,17 +171,21 @@ def _batches(loader: EpochLoader, epoch: int, progress: bool, label: str) -> Ite
     return track(loader, total=len(loader), description=label, transient=True)
 
 
-def _mean_stats(sums: Stats, samples: int) -> dict[str, torch.Tensor]:
-    """Per-sample epoch means (sums are batch means x batch size), moved to the CPU in one go
-    (the epoch's only host sync). `correct` stays a count."""
+def _mean_stats(sums: Stats, samples: int) -> tuple[dict[str, torch.Tensor], int]:
+    """Per-sample epoch means over all ranks (sums are batch means x batch size) and the global
+    sample count: one all-reduce, then one move to the CPU (the epoch's only host sync).
+    `correct` stays a count."""
     keys = list(sums)
-    flat = torch.cat([sums[k].detach().float().reshape(-1) for k in keys]).cpu()
+    parts = [sums[k].detach().float().reshape(-1) for k in keys]
+    count = torch.tensor([float(samples)], device=parts[0].device if parts else None)
+    flat = distributed.all_reduce_sum(torch.cat([*parts, count])).cpu()
+    samples = int(flat[-1])
     out, offset = {}, 0
     for k in keys:
         n = sums[k].numel()
         out[k] = flat[offset : offset + n].reshape(sums[k].shape)
         offset += n
-    return {k: (v if k == "correct" else v / samples) for k, v in out.items()}
+    return {k: (v if k == "correct" else v / samples) for k, v in out.items()}, samples
 
 
 def default_summary(stats: dict[str, torch.Tensor], samples: int) -> dict[str, float]:
@@ -201,6 +226,8 @@ def fit(
     """
     ensure_writable(job.checkpoint_path)  # a read-only folder fails now, not after an epoch
     resume = try_resume(job)
+    if not distributed.is_main():  # rank 0 alone speaks and records (one run per cell)
+        log, tracker = _silent, MemoryTracker()
     if resume.start_epoch >= job.epochs:
         log(f"{job.checkpoint_path} is already finished ({job.epochs}/{job.epochs} epochs, same "
             f"config): not retrained; its outputs are rewritten from its history")
@@ -214,8 +241,9 @@ def fit(
         history = _train_epochs(job, tracker, resume, log)
         if job.test and history and "test/top1" not in history[-1]:
             _test_once(job, tracker, history, log)
-        if on_finish:
+        if on_finish and distributed.is_main():
             on_finish(history)
+    distributed.barrier()  # every rank returns once rank 0's outputs are complete
     return history
 
 
@@ -230,6 +258,10 @@ def _test_once(job: TrainingJob, tracker: Tracker, history: list[dict],
     log(f"test {result['test/top1']:.2f}% (top5 {result['test/top5']:.2f}%) after the last epoch")
 
 
+def _silent(message: str) -> None:
+    """Ranks other than 0 print nothing (rank 0 speaks for the run)."""
+
+
 def _train_epochs(
     job: TrainingJob, tracker: Tracker, resume: Resume, log: Callable[[str], None]
 ) -> list[dict]:
@@ -241,14 +273,15 @@ def _train_epochs(
         sums: Stats = {}
         samples = 0
         label = f"epoch {epoch + 1}/{job.epochs}"
-        for x, y, index in _batches(job.train_loader, epoch, job.progress, label):
+        progress = job.progress and distributed.is_main()
+        for x, y, index in _batches(job.train_loader, epoch, progress, label):
             stats = job.step(x, y, index)
             size = y.shape[0]
             for key, value in stats.items():
                 value = value if key == "correct" else value * size  # weight by batch size
                 sums[key] = value if key not in sums else sums[key] + value
             samples += size
-        means = _mean_stats(sums, samples)
+        means, samples = _mean_stats(sums, samples)
         metrics = default_summary(means, samples)
         if job.summarize:
             metrics.update(job.summarize(means))
@@ -258,6 +291,7 @@ def _train_epochs(
             raise TrainingDiverged(diverged)
         for sched in job.schedulers.values():
             sched.step()
+        distributed.average_batchnorm_stats(job.modules.values())
         val = job.evaluate()
         metrics.update({f"val/{k}": v for k, v in val.items()})
         metrics["lr"] = lr

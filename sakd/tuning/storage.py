@@ -42,7 +42,7 @@ def open_storage(url: str):
     except ImportError as err:
         raise TuningError(
             f"cannot open Optuna storage {redact(url)}: its database driver is missing "
-            f"({err}); install it (e.g. `pip install psycopg2-binary` for PostgreSQL)"
+            f"({err}); install it (PostgreSQL: `pip install 'sakd[postgres]'`, i.e. psycopg 3)"
         ) from None
     except Exception as err:  # sqlalchemy/OS errors: unreachable host, bad path, bad schema
         raise TuningError(

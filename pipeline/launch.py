@@ -1,0 +1,41 @@
+"""`runtime.nproc` > 1: a `sakd pretrain|distill` command hands itself to torchrun.
+
+So a DVC stage's unchanged `cmd` becomes a data-parallel run when params.yaml says so, and
+`torchrun ... sakd distill ...` typed by hand (or nproc: 1) runs as it is. The relaunch is
+`python -m torch.distributed.run --standalone --nproc_per_node=N -m pipeline.cli <same args>`:
+one machine; across machines, run torchrun yourself (README, "Many machines").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from pipeline.settings import resolve_device
+from sakd.config import Params, RuntimeConfig
+from sakd.train import distributed
+
+
+def torchrun_argv(nproc: int, args: list[str]) -> list[str]:
+    """The command that runs `sakd <args>` as `nproc` processes on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", "-m", "pipeline.cli", *args]
+
+
+def relaunch_if_asked(params: Params) -> None:
+    """Replace this process by torchrun when runtime.nproc > 1 and we are not under it yet."""
+    nproc = params.runtime.nproc
+    if nproc > 1 and not distributed.launched():
+        argv = torchrun_argv(nproc, sys.argv[1:])
+        sys.stdout.flush()
+        os.execv(argv[0], argv)
+
+
+def training_device(runtime: RuntimeConfig) -> torch.device:
+    """The device of this process; under torchrun (its env variables set) also joins the
+    process group (gloo on CPU, NCCL on CUDA, one GPU per LOCAL_RANK). Plain: one process."""
+    device = distributed.local_device(resolve_device(runtime))
+    distributed.init_from_env(device)
+    return device

@@ -1,0 +1,197 @@
+"""Data-parallel runs: 2 gloo processes on the embedded digits data (CPU).
+
+The two processes (tests/ddp_worker.py) join the group from the same env variables torchrun
+sets, run the real pretrain and spot-adaptive distill stages, then a few raw steps.
+
+What matches one process and what does not, and why:
+- The ranks' shares together are exactly the single-process global batch, and gradients are
+  averaged, so a step equals one process's step on the mean of the two half-batch losses.
+- BatchNorm batch statistics are per rank on CPU (torch's SyncBatchNorm has no CPU kernel):
+  each half is normalised by its own mean/var, so the loss is compared with one process that
+  runs the two halves separately (ghost batches), not with one 64-sample forward. On CUDA the
+  nets use SyncBatchNorm and the statistics are the global batch's.
+- Gumbel draws (adaptive) and coin flips (random) are per rank: rank 0 keeps the single-process
+  stream, ranks > 0 are reseeded. Rank 0's first loss is therefore exactly the single process's
+  loss on the first half; later adaptive steps differ (rank 1's draws), but every rank holds
+  the same weights after every step.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+from pipeline.fetch import run_fetch
+from pipeline.paths import Layout, run_key
+from pipeline.settings import read_params
+from pipeline.trained import load_trained
+from sakd.build import build_distill_run, build_supervised_run
+from sakd.train.checkpoint import load_checkpoint
+from sakd.train.evaluate import evaluate
+from tests import ddp_worker
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp(tmp_path_factory, one_thread):
+    """A digits project (resnet8 teacher and student, AT, 2 epochs) run by 2 gloo ranks."""
+    from tests.conftest import REPO
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["runs"].update(pretrain=["resnet8"], pairs=[{"teacher": "resnet8", "student": "resnet8"}],
+                       distillers=["at"], strategies=["adaptive"], seeds=[0])
+    for section in ("pretrain", "distill"):
+        raw[section].update(epochs=2, milestones=[1])
+    raw["distill"]["decision_grid"] = 8
+    raw["runtime"]["device"] = "cpu"
+    root = tmp_path_factory.mktemp("ddp")
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = read_params(root / "params.yaml")
+    run_fetch(params, root)
+    out = root / "results"
+    out.mkdir()
+    mp.spawn(ddp_worker.main, args=(2, free_port(), str(root), str(out)), nprocs=2, join=True)
+    ranks = [torch.load(out / f"rank{k}.pt", weights_only=True) for k in range(2)]
+    return root, params, ranks
+
+
+def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x.chunk(2)
+
+
+def test_rank0_alone_writes_outputs_and_exactly_one_mlflow_run_per_cell(ddp):
+    root, _params, ranks = ddp
+    assert ranks[0]["pretrain_metrics"]["final_epoch"] == 2 and ranks[1]["pretrain_metrics"] == {}
+    assert ranks[1]["distill_metrics"] == {}
+    layout = Layout(root, "digits")
+    key = run_key("resnet8", "resnet8", "at", "adaptive", 0)
+    assert json.loads(layout.distill_metrics(key).read_text()) == ranks[0]["distill_metrics"]
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    cells = (("sakd-pretrain", "digits/resnet8"), ("sakd-distill", f"digits/{key}"))
+    for experiment, name in cells:
+        exp = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([exp.experiment_id])
+        assert [r.info.run_name for r in runs] == [name]
+        assert runs[0].info.status == "FINISHED"
+
+
+def test_logged_fractions_and_metrics_are_global(ddp):
+    _root, _params, ranks = ddp
+    for result in ranks:  # rank 0: p = [0, 2] / 2 samples; rank 1: [4, 2] / 2 -> global [1, 1]
+        g = result["global"]
+        assert g["samples"] == 4 and g["correct"] == 3
+        torch.testing.assert_close(g["means"], torch.tensor([1.0, 1.0]))
+
+
+def test_distilled_checkpoint_loads_into_a_single_process_run(ddp):
+    root, params, ranks = ddp
+    path = Layout(root, "digits").student(run_key("resnet8", "resnet8", "at", "adaptive", 0))
+    state = load_checkpoint(path)
+    assert len(state["rng"]) == 2  # each rank's RNG state, for an exact resume
+    student, _ = load_trained(path, "student", "distill")
+    run = build_supervised_run(params, root / "data", torch.device("cpu"), "resnet8")
+    top1 = evaluate(student.to(memory_format=torch.channels_last), run.test_loader)["top1"]
+    assert top1 == pytest.approx(ranks[0]["distill_metrics"]["top1"], abs=1e-6)
+
+
+def test_pretrain_steps_equal_one_process_on_the_two_halves(ddp):
+    root, params, ranks = ddp
+    run = build_supervised_run(params, root / "data", torch.device("cpu"), "resnet8")
+    model, opt = run.model, run.optimizers["model"]
+    expected = []
+    for _, (x, y, _i) in zip(range(ddp_worker.STEPS), run.train_loader, strict=False):
+        model.train()
+        losses = [torch.nn.functional.cross_entropy(model(xh), yh)
+                  for xh, yh in zip(halves(x), halves(y), strict=True)]
+        loss = sum(losses) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        expected.append([float(v.detach()) for v in losses])
+    for k, result in enumerate(ranks):
+        got = result["pretrain_steps"]["losses"]
+        assert got == pytest.approx([e[k] for e in expected], abs=1e-5)
+        torch.testing.assert_close(result["pretrain_steps"]["weights"],
+                                   ddp_worker.flat_params(model), atol=1e-5, rtol=1e-4)
+
+
+def _single_distill(params, root: Path, strategy: str):
+    from pipeline.distill import _teacher_factory
+
+    run = build_distill_run(params, root / "data", torch.device("cpu"),
+                            _teacher_factory(params, root, "resnet8"), "resnet8", "at",
+                            strategy, seed=0)
+    run.step.start_epoch(0)
+    return run
+
+
+def test_always_distill_steps_equal_one_process_on_the_two_halves(ddp):
+    root, params, ranks = ddp
+    run = _single_distill(params, root, "always")
+    step, opt = run.step, run.step.optimizers["student"]
+    expected = []
+    for _, (x, y, i) in zip(range(ddp_worker.STEPS), run.train_loader, strict=False):
+        passes = [step.forward_student(*h) for h in zip(halves(x), halves(y), halves(i),
+                                                         strict=True)]
+        opt.zero_grad()
+        (sum(p.loss for p in passes) / 2).backward()
+        opt.step()
+        expected.append([float(p.loss.detach()) for p in passes])
+    weights = torch.cat([ddp_worker.flat_params(m) for m in step.modules_to_checkpoint().values()
+                         if any(True for _ in m.parameters())])
+    for k, result in enumerate(ranks):
+        got = result["always_steps"]["losses"]
+        assert got == pytest.approx([e[k] for e in expected], abs=1e-4)
+        torch.testing.assert_close(result["always_steps"]["weights"], weights,
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_adaptive_ranks_stay_in_sync_and_rank0_starts_like_one_process(ddp):
+    root, params, ranks = ddp
+    a, b = (r["adaptive_steps"] for r in ranks)
+    torch.testing.assert_close(a["weights"], b["weights"], atol=0, rtol=0)  # same update
+    assert all(torch.isfinite(torch.tensor(r["losses"])).all() for r in (a, b))
+    run = _single_distill(params, root, "adaptive")
+    x, y, i = next(iter(run.train_loader))
+    first = run.step.forward_student(halves(x)[0], halves(y)[0], halves(i)[0])
+    assert a["losses"][0] == pytest.approx(float(first.loss.detach()), abs=1e-5)
+
+
+def test_torchrun_across_two_nodes_on_loopback(ddp):
+    """The README's multi-node command: 2 torchrun agents (one per "node"), c10d rendezvous on
+    127.0.0.1. Runs last: it retrains the teacher checkpoint (1 epoch, its own params file)."""
+    import os
+    import subprocess
+
+    root, _params, _ranks = ddp
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["pretrain"].update(epochs=1, milestones=[])
+    (root / "params-1epoch.yaml").write_text(yaml.safe_dump(raw))
+    port = free_port()
+    agents = [subprocess.Popen(
+        ["torchrun", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={node}",
+         "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}", "--no-python",
+         "sakd", "pretrain", "--arch", "resnet8", "--params", "params-1epoch.yaml", "--quiet"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}) for node in range(2)]
+    outputs = [a.communicate(timeout=600)[0] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], outputs
+    reports = [line for out in outputs for line in out.splitlines()
+               if line.startswith("resnet8: final top-1")]
+    assert len(reports) == 1  # rank 0 alone reports (and writes)
+    state = load_checkpoint(Layout(root, "digits").pretrained("resnet8"))
+    assert state["epoch"] == 1 and len(state["rng"]) == 2
