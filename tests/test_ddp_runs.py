@@ -195,3 +195,69 @@ def test_torchrun_across_two_nodes_on_loopback(ddp):
     assert len(reports) == 1  # rank 0 alone reports (and writes)
     state = load_checkpoint(Layout(root, "digits").pretrained("resnet8"))
     assert state["epoch"] == 1 and len(state["rng"]) == 2
+
+
+def test_torchrun_standalone_distill_as_the_readme_shows(ddp):
+    """The README's single-machine command, verbatim but for a 1-epoch params file: torchrun
+    --standalone with 2 processes runs `sakd distill` (CRD: its memory bank is gathered)."""
+    import os
+    import subprocess
+
+    root, _params, _ranks = ddp
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["distill"].update(epochs=1, milestones=[])
+    (root / "params-distill-1epoch.yaml").write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        ["torchrun", "--standalone", "--nproc_per_node=2", "--no-python", "sakd", "distill",
+         "--teacher", "resnet8", "--student", "resnet8", "--distiller", "crd",
+         "--strategy", "adaptive", "--params", "params-distill-1epoch.yaml", "--quiet"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert sum(line.startswith("resnet8->resnet8 crd/adaptive") for line in out.splitlines()) == 1
+    key = run_key("resnet8", "resnet8", "crd", "adaptive", 0)
+    state = load_checkpoint(Layout(root, "digits").student(key))
+    assert state["epoch"] == 1 and len(state["rng"]) == 2
+
+
+def test_killed_two_process_pretrain_resumes_to_the_uninterrupted_result(ddp, tmp_path):
+    """A real SIGKILL of a 2-process torchrun pretrain mid-run; the restarted command resumes
+    from every rank's saved state and ends with the weights of an uninterrupted 2-process run."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    root, _params, _ranks = ddp
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["pretrain"].update(epochs=4, milestones=[2])
+    for name in ("killed", "clean"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "params.yaml").write_text(yaml.safe_dump(raw))
+        os.symlink(root / "data", tmp_path / name / "data")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    cmd = ["torchrun", "--standalone", "--nproc_per_node=2", "--no-python",
+           "sakd", "pretrain", "--arch", "resnet8", "--quiet"]
+    layout = Layout(tmp_path / "killed", "digits")
+    resume = layout.resume(layout.pretrained("resnet8"))
+    proc = subprocess.Popen(cmd, cwd=tmp_path / "killed", env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if resume.exists() and load_checkpoint(resume)["epoch"] >= 1:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the agent and both workers
+    proc.wait()
+    assert load_checkpoint(resume)["epoch"] < 4, "finished before it could be killed"
+    for name in ("killed", "clean"):
+        done = subprocess.run(cmd, cwd=tmp_path / name, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    a = load_checkpoint(layout.pretrained("resnet8"))
+    b = load_checkpoint(Layout(tmp_path / "clean", "digits").pretrained("resnet8"))
+    assert a["epoch"] == b["epoch"] == 4 and len(a["rng"]) == 2
+    for key, value in b["modules"]["model"].items():
+        assert torch.equal(a["modules"]["model"][key], value), key

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import sakd.atomic
 from pipeline.cli import app
 from pipeline.fetch import run_fetch
+from pipeline.paths import Layout
 from sakd.atomic import WriteError, atomic_torch_save, atomic_write_text
 from sakd.config import load_params
 
@@ -63,9 +64,10 @@ def test_a_full_disk_while_saving_exits_cleanly_leaving_no_partial_checkpoint(pr
     result = _pretrain(project, monkeypatch)
     assert result.exit_code == 2, result.output
     ckpt = project / "models" / "teachers" / "digits" / "resnet8.pt"
-    assert f"cannot write {ckpt}: No space left on device (ENOSPC)" in result.output
+    state = Layout(project, "digits").resume(ckpt)  # per-epoch state: published at the end
+    assert f"cannot write {state}: No space left on device (ENOSPC)" in result.output
     assert "Traceback" not in result.output and "inline_container" not in result.output
-    assert list(ckpt.parent.iterdir()) == []
+    assert list(state.parent.iterdir()) == [] and not ckpt.exists()
 
 
 def test_a_read_only_models_folder_fails_before_training(project, monkeypatch):
@@ -73,7 +75,8 @@ def test_a_read_only_models_folder_fails_before_training(project, monkeypatch):
     result = _pretrain(project, monkeypatch)
     assert result.exit_code == 2, result.output
     ckpt = project / "models" / "teachers" / "digits" / "resnet8.pt"
-    assert f"cannot write {ckpt}: Permission denied (EACCES)" in result.output
+    state = Layout(project, "digits").resume(ckpt)
+    assert f"cannot write {state}: Permission denied (EACCES)" in result.output
     assert "epoch 1/1" not in result.output  # no epoch was spent first
     assert "Traceback" not in result.output
     assert not ckpt.exists()
