@@ -14,7 +14,6 @@ checkpoint, and only rank 0 writes the checkpoint, opens the tracking run and lo
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -29,33 +28,10 @@ from sakd.atomic import ensure_writable
 from sakd.tracking import MemoryTracker, Tracker
 from sakd.train import distributed
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
+from sakd.train.divergence import divergence
 from sakd.train.errors import TrainingDiverged
 
 Stats = dict[str, torch.Tensor]
-
-
-def nonfinite_tensors(modules: Mapping[str, nn.Module]) -> list[str]:
-    """`module.key` of every floating parameter or buffer holding a NaN or inf (one host sync)."""
-    named = [(f"{m}.{k}", t) for m, module in modules.items()
-             for k, t in module.state_dict().items() if t.is_floating_point()]
-    if not named:
-        return []
-    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).cpu()
-    return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
-
-
-def _divergence(job: TrainingJob, epoch: int, metrics: dict[str, float]) -> str | None:
-    """What diverged in this epoch (losses first, then the weights), or None."""
-    bad = sorted(k for k, v in metrics.items() if k.startswith("train/") and not math.isfinite(v))
-    if not bad:
-        bad = nonfinite_tensors(job.modules)
-    if not bad:
-        return None
-    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-    kept = (f"kept {job.checkpoint_path} from epoch {epoch} (finite everywhere; a rerun resumes "
-            f"from it)" if epoch else "no checkpoint was kept (it diverged in the first epoch)")
-    return (f"training diverged in epoch {epoch + 1}/{job.epochs}: {shown} not finite; {kept}. "
-            f"Lower the learning rate or a loss weight and rerun.")
 
 
 class EpochLoader(Protocol):
@@ -286,7 +262,7 @@ def _train_epochs(
         if job.summarize:
             metrics.update(job.summarize(means))
         loss = metrics.get("train/loss", 0.0)
-        diverged = _divergence(job, epoch, metrics)
+        diverged = divergence(metrics, job.modules, epoch, job.epochs, job.checkpoint_path)
         if diverged:
             raise TrainingDiverged(diverged)
         for sched in job.schedulers.values():
