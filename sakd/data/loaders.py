@@ -38,30 +38,13 @@ def _augment_spec(
 
 
 def build_loaders(
-    name: str,
-    root: str | Path,
-    batch_size: int,
-    device: torch.device | str,
-    seed: int = 0,
-    *,
-    eval_batch_size: int | None = None,
-    drop_last: bool = False,
-    channels_last: bool = False,
-    augment: AugmentSpec | Mapping[str, Any] | None = None,
-    num_workers: int = 4,
-    rank: int = 0,
-    world_size: int = 1,
-    **dataset_options: Any,
+    name: str, root: str | Path, batch_size: int, device: torch.device | str, seed: int = 0,
+    **options: Any,
 ) -> tuple[BatchLoader, BatchLoader, DatasetInfo]:
-    """(train, test, info) over a fetched dataset, the whole training set in `train` (see
-    build_split_loaders for a held-out validation split). `augment` replaces the registry's
-    training augmentation (an AugmentSpec) or overrides some of its fields (a mapping, e.g.
-    {"pad": 2}). The returned info has num_classes as found on disk for folder datasets."""
-    split = build_split_loaders(
-        name, root, batch_size, device, seed, val_fraction=None, eval_batch_size=eval_batch_size,
-        drop_last=drop_last, channels_last=channels_last, augment=augment,
-        num_workers=num_workers, rank=rank, world_size=world_size, **dataset_options,
-    )
+    """(train, test, info) over a fetched dataset, the whole training set in `train`: the
+    loaders of `build_split_loaders` (same keyword options: augmentation, batch sizes, workers,
+    data-parallel shard, the dataset's own options) without a validation split."""
+    split = build_split_loaders(name, root, batch_size, device, seed, val_fraction=None, **options)
     return split.train, split.test, split.info
 
 
@@ -97,7 +80,9 @@ def build_split_loaders(
     fixed by `val_seed`, which params set from data.split_seed; independent of the training
     `seed`); the test split is untouched. `rank`/`world_size` shard the training loader of a
     data-parallel run (batch_size is then the global batch); every rank evaluates val and test
-    whole."""
+    whole. `augment` replaces the registry's training augmentation (an AugmentSpec) or overrides
+    some of its fields (a mapping, e.g. {"pad": 2}); info has num_classes as found on disk for
+    folder datasets."""
     source = dataset_source(name)
     info = source.info
     spec = _augment_spec(info, augment)
