@@ -261,3 +261,24 @@ def test_killed_two_process_pretrain_resumes_to_the_uninterrupted_result(ddp, tm
     assert a["epoch"] == b["epoch"] == 4 and len(a["rng"]) == 2
     for key, value in b["modules"]["model"].items():
         assert torch.equal(a["modules"]["model"][key], value), key
+
+
+def test_runtime_nproc_relaunches_the_plain_command_through_torchrun(ddp, tmp_path):
+    """`runtime.nproc: 2` in params.yaml: the plain `sakd pretrain` (what a DVC stage runs)
+    replaces itself by torchrun with 2 processes; the checkpoint holds both ranks' RNG state."""
+    import os
+    import subprocess
+
+    root, _params, _ranks = ddp
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["pretrain"].update(epochs=1, milestones=[])
+    raw["runtime"]["nproc"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    os.symlink(root / "data", tmp_path / "data")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    done = subprocess.run(["sakd", "pretrain", "--arch", "resnet8", "--quiet"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = load_checkpoint(Layout(tmp_path, "digits").pretrained("resnet8"))
+    assert state["epoch"] == 1 and len(state["rng"]) == 2
