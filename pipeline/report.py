@@ -32,7 +32,7 @@ from sakd.report import (
 )
 from sakd.report.aggregate import distiller_sort_key, strategy_sort_key
 from sakd.report.compression import render_compression
-from sakd.report.curves import parse_curve_column, spots_csv_text, strategies_csv_text
+from sakd.report.curves import spots_csv_text, strategies_csv_text
 from sakd.report.val_curves import band, bands_csv_text, parse_val_curve, val_png_bytes
 
 SENSITIVITY_OUTPUTS = (
@@ -131,6 +131,8 @@ def _read_val(path: Path) -> dict[int, float]:
     if not path.is_file():
         raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
     return parse_val_curve(path.read_text(encoding="utf-8"), source=str(path))
+
+
 def write_strategy_charts(layout: Layout, results: EvaluateResults, folder: Path) -> None:
     """Per (pair, distiller): validation top-1 per epoch of every strategy (mean over seeds),
     the chart dvc.yaml's top-level `strategies` plot draws."""
@@ -139,16 +141,10 @@ def write_strategy_charts(layout: Layout, results: EvaluateResults, folder: Path
         for distiller in sorted({r.distiller for r in in_pair}, key=distiller_sort_key):
             curves: dict[str, list[list[float]]] = {}
             for run in (r for r in in_pair if r.distiller == distiller):
-                curves.setdefault(run.strategy, []).append(_read_val_top1(layout, run))
+                val = _read_val(layout.distill_plots(run.key) / "curves.csv")
+                curves.setdefault(run.strategy, []).append([val[e] for e in sorted(val)])
             name = f"{pair[0]}-{pair[1]}_{distiller}.csv"
             atomic_write_text(folder / name, strategies_csv_text(curves))
-
-
-def _read_val_top1(layout: Layout, run: StudentRun) -> list[float]:
-    path = layout.distill_plots(run.key) / "curves.csv"
-    if not path.is_file():
-        raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
-    return parse_curve_column(path.read_text(encoding="utf-8"), "val/top1", source=str(path))
 
 
 def _adaptive_groups(

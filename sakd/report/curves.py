@@ -8,25 +8,11 @@ strategies chart is wide (`epoch,<strategy>...`, y = runs.strategies), the spots
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Mapping, Sequence
 
 from sakd.report.aggregate import strategy_sort_key
-from sakd.report.records import ReportInputError
 from sakd.report.routes import RouteCurve
-
-
-def parse_curve_column(text: str, column: str, source: str = "curves.csv") -> list[float]:
-    """One column of a run's per-epoch curves.csv, in epoch order; errors name `source`."""
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or column not in rows[0] or "epoch" not in rows[0]:
-        raise ReportInputError(f"{source}: expected columns 'epoch' and {column!r}")
-    try:
-        return [float(r[column]) for r in sorted(rows, key=lambda r: float(r["epoch"]))]
-    except (TypeError, ValueError):
-        raise ReportInputError(f"{source}: {column!r} holds a value that is not a number") from None
 
 
 def strategies_csv_text(curves: Mapping[str, Sequence[Sequence[float]]]) -> str:
