@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sakd.config import load_params
-from sakd.tuning.budget import FAIL_REASON
+from sakd.tuning.budget import FAIL_REASON, WORKER
 from sakd.tuning.job import TuneJob
 from sakd.tuning.study import study_name
 from sakd.tuning.workers import spawn_workers
@@ -65,7 +65,10 @@ def test_a_killed_workers_trial_is_recovered(default_params, cluster):
     victim = ctx.Process(target=pg.hanging_tune_worker, args=(job,))
     victim.start()
     try:
-        pg.wait_for(lambda: trials(job, TrialState.RUNNING), 120, "the victim's trial")
+        # killed mid-trial: after its claim recorded the owner (a worker dying inside the
+        # claim itself leaves an ownerless trial, released by the heartbeat timeout instead)
+        pg.wait_for(lambda: [t for t in trials(job, TrialState.RUNNING)
+                             if WORKER in t.user_attrs], 120, "the victim's claimed trial")
     finally:
         victim.kill()
         victim.join()
