@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
+
+
+def _switch(name: str, help: str) -> Any:
+    """A `--name/--no-name` boolean option."""
+    return typer.Option(f"--{name}/--no-{name}", help=help)
 
 
 @user_errors_exit_2
@@ -58,26 +63,14 @@ def bench(
     threads: Annotated[
         int, typer.Option("--threads", help="torch CPU threads (0: torch's default)")
     ] = 0,
-    channels_last: Annotated[
-        bool, typer.Option("--channels-last/--no-channels-last", help="NHWC layout")
-    ] = True,
-    autocast: Annotated[
-        bool, typer.Option("--autocast/--no-autocast", help="bf16 autocast (CUDA only)")
-    ] = True,
-    compile_: Annotated[
-        bool, typer.Option("--compile/--no-compile", help="torch.compile each network stage")
-    ] = False,
-    fold_bn: Annotated[
-        bool, typer.Option("--fold-bn/--no-fold-bn", help="BN folded into convs in eval passes")
-    ] = True,
+    channels_last: Annotated[bool, _switch("channels-last", "NHWC layout")] = True,
+    autocast: Annotated[bool, _switch("autocast", "bf16 autocast (CUDA only)")] = True,
+    compile_: Annotated[bool, _switch("compile", "torch.compile each network stage")] = False,
+    fold_bn: Annotated[bool, _switch("fold-bn", "BN folded into convs in eval passes")] = True,
     capture: Annotated[
-        bool, typer.Option("--capture/--no-capture",
-                           help="compile the whole step (CUDA graphs on CUDA)")
-    ] = False,
+        bool, _switch("capture", "compile the whole step (CUDA graphs on CUDA)")] = False,
     fused_optimizer: Annotated[
-        bool, typer.Option("--fused-optimizer/--no-fused-optimizer",
-                           help="fused SGD on CUDA, foreach SGD on CPU")
-    ] = False,
+        bool, _switch("fused-optimizer", "fused SGD on CUDA, foreach SGD on CPU")] = False,
     concurrent: Annotated[
         int, typer.Option("--concurrent", help="run k copies at once on the device; report "
                           "aggregate images/s")

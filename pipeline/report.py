@@ -50,7 +50,6 @@ def run_report(root: Path, dataset: str, out_md: Path, plots_dir: Path) -> None:
         results = read_evaluate(layout.evaluate_metrics())
         figures = write_route_figures(layout, results, plots_dir, out_md.parent)
         val_figures = write_val_figures(layout, results, plots_dir, out_md.parent)
-        write_strategy_charts(layout, results, plots_dir / "strategies")
     except ReportInputError as err:
         raise UserError(str(err)) from None
     links = [
@@ -106,7 +105,8 @@ def write_route_figures(
 def write_val_figures(
     layout: Layout, results: EvaluateResults, plots_dir: Path, report_dir: Path
 ) -> list[tuple[str, str, str]]:
-    """Per (pair, distiller): validation top-1 per epoch, one band per strategy (PNG + CSV).
+    """Per (pair, distiller): validation top-1 per epoch, one band per strategy (PNG + CSV,
+    and the wide CSV of dvc.yaml's strategies plot).
     Returns (caption, image, data) with paths relative to the report."""
     out = []
     for pair in pairs_in_order(results.runs):
@@ -123,6 +123,9 @@ def write_val_figures(
             png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
             atomic_write_bytes(png, val_png_bytes(bands, caption + " (mean, min-max over seeds)"))
             atomic_write_text(csv, bands_csv_text(bands))
+            # the same means, wide, for dvc.yaml's top-level `strategies` plot
+            atomic_write_text(plots_dir / "strategies" / f"{pair[0]}-{pair[1]}_{distiller}.csv",
+                              strategies_csv_text(bands))
             out.append((caption, _relative(png, report_dir), _relative(csv, report_dir)))
     return out
 
@@ -131,20 +134,6 @@ def _read_val(path: Path) -> dict[int, float]:
     if not path.is_file():
         raise UserError(f"{path} is missing: the distill stage writes it (`dvc repro distill`)")
     return parse_val_curve(path.read_text(encoding="utf-8"), source=str(path))
-
-
-def write_strategy_charts(layout: Layout, results: EvaluateResults, folder: Path) -> None:
-    """Per (pair, distiller): validation top-1 per epoch of every strategy (mean over seeds),
-    the chart dvc.yaml's top-level `strategies` plot draws."""
-    for pair in pairs_in_order(results.runs):
-        in_pair = [r for r in results.runs if r.pair == pair]
-        for distiller in sorted({r.distiller for r in in_pair}, key=distiller_sort_key):
-            curves: dict[str, list[list[float]]] = {}
-            for run in (r for r in in_pair if r.distiller == distiller):
-                val = _read_val(layout.distill_plots(run.key) / "curves.csv")
-                curves.setdefault(run.strategy, []).append([val[e] for e in sorted(val)])
-            name = f"{pair[0]}-{pair[1]}_{distiller}.csv"
-            atomic_write_text(folder / name, strategies_csv_text(curves))
 
 
 def _adaptive_groups(

@@ -7,6 +7,7 @@ import pytest
 from pipeline.paths import Layout, dvc_experiment_tags, store_root
 from sakd.report import RouteCurve, parse_evaluate, summary_metrics
 from sakd.report.curves import spots_csv_text, strategies_csv_text
+from sakd.report.val_curves import band
 
 
 def _run(distiller: str, strategy: str, seed: int, top1: float) -> tuple[str, dict]:
@@ -34,9 +35,11 @@ def test_summary_pairs_adaptive_and_always_by_seed():
 
 
 def test_strategies_chart_averages_seeds_per_epoch():
-    text = strategies_csv_text({"always": [[10.0, 20.0]], "adaptive": [[10.0, 30.0], [20.0]]})
+    bands = {"always": band([{1: 10.0, 2: 20.0}]),
+             "adaptive": band([{1: 10.0, 2: 30.0, 3: 40.0}, {1: 20.0, 2: 20.0, 3: 50.0}])}
+    text = strategies_csv_text(bands)
     assert text.splitlines() == ["epoch,adaptive,always", "1,15.0000,10.0000",
-                                 "2,30.0000,20.0000"]
+                                 "2,25.0000,20.0000", "3,45.0000,"]
 
 
 def test_spots_chart_has_one_row_per_epoch_and_spot():

@@ -8,27 +8,24 @@ strategies chart is wide (`epoch,<strategy>...`, y = runs.strategies), the spots
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from sakd.report.aggregate import strategy_sort_key
 from sakd.report.routes import RouteCurve
+from sakd.report.val_curves import Band
 
 
-def strategies_csv_text(curves: Mapping[str, Sequence[Sequence[float]]]) -> str:
-    """`epoch,<strategy>...`: per strategy the mean over its seeds' curves at each epoch.
-
-    `curves[strategy]` holds one per-epoch list per seed; an epoch averages the seeds that
-    reached it, and a strategy that stopped earlier leaves the later cells empty."""
-    strategies = sorted(curves, key=strategy_sort_key)
-    n_epochs = max((len(c) for runs in curves.values() for c in runs), default=0)
+def strategies_csv_text(bands: Mapping[str, Band]) -> str:
+    """`epoch,<strategy>...`: each strategy's mean over seeds per epoch (its Band, the same
+    numbers the report's validation chart draws); an epoch a strategy lacks is left empty."""
+    strategies = sorted(bands, key=strategy_sort_key)
+    epochs = sorted({e for b in bands.values() for e in b.epochs})
+    means = {name: dict(zip(bands[name].epochs, bands[name].mean, strict=True))
+             for name in strategies}
     lines = [",".join(("epoch", *strategies))]
-    for epoch in range(n_epochs):
-        cells = []
-        for name in strategies:
-            values = [c[epoch] for c in curves[name] if len(c) > epoch]
-            cells.append(f"{math.fsum(values) / len(values):.4f}" if values else "")
-        lines.append(",".join((str(epoch + 1), *cells)))
+    for epoch in epochs:
+        cells = (f"{means[n][epoch]:.4f}" if epoch in means[n] else "" for n in strategies)
+        lines.append(",".join((str(epoch), *cells)))
     return "\n".join(lines) + "\n"
 
 
