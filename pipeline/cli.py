@@ -92,24 +92,30 @@ def distill(
     student: Annotated[str, typer.Option("--student", help="student architecture")],
     distiller: Annotated[str, typer.Option("--distiller", help="kd, fitnet, at, ...")],
     strategy: Annotated[str, typer.Option("--strategy", help="adaptive|always|anti|random|never")],
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option("--seed", help="a seed to run (repeat for several); default: runs.seeds"),
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Distill one teacher -> student pair with one distiller and strategy."""
-    from pipeline.distill import run_distill
+    """Distill one teacher -> student pair with one distiller and strategy, seed after seed
+    (each seed its own MLflow run and checkpoint)."""
+    from pipeline.distill import run_distill_cell
     from pipeline.launch import relaunch_if_asked
 
     check_names(teacher=teacher, student=student, distiller=distiller, strategy=strategy)
     p, root_dir = load_context(params, root)
     relaunch_if_asked(p)
-    m = run_distill(p, root_dir, teacher, student, distiller, strategy, seed, progress=not quiet)
-    if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
-        typer.echo(
-            f"{teacher}->{student} {distiller}/{strategy} seed {seed}: final top-1 "
-            f"{m['top1']:.2f}% (val {m['val_top1']:.2f}%)"
-        )
+
+    def say(k: int, m: dict) -> None:
+        if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
+            typer.echo(f"{teacher}->{student} {distiller}/{strategy} seed {k}: final top-1 "
+                       f"{m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
+
+    run_distill_cell(p, root_dir, teacher, student, distiller, strategy,
+                     seed if seed else p.runs.seeds, progress=not quiet, on_seed=say)
 
 
 @app.command()

@@ -1,14 +1,16 @@
-"""`distill` stage: one teacher -> student run with one distiller and one strategy.
+"""`distill` stage: one teacher -> student pair with one distiller and one strategy, every seed.
 
-The run itself is built by sakd.build; this module adds what belongs to the pipeline: the
-teacher checkpoint it loads, the checkpoint path, the MLflow run, and the DVC outputs.
-`build_distillation` is shared with the sensitivity stage (its trials).
+One process runs all seeds of a stage (`run_distill_cell`): start-up (torch, MLflow, its
+store) is paid once per stage, not once per seed; each seed stays its own MLflow run with its
+own checkpoint, metrics and plots. The run itself is built by sakd.build; this module adds what
+belongs to the pipeline: the teacher checkpoint it loads, the checkpoint path, the MLflow run,
+and the DVC outputs. `build_distillation` is shared with the sensitivity stage (its trials).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,11 +107,35 @@ def build_distillation(
     return Distillation(job, run, tags, run_params)
 
 
+def run_distill_cell(
+    params: Params, root: Path, teacher: str, student: str, distiller: str, strategy: str,
+    seeds: Sequence[int], progress: bool = True,
+    on_seed: Callable[[int, dict], None] | None = None, tracker: Tracker | None = None,
+) -> dict[int, dict]:
+    """Every seed of one distill stage, one after the other in this process; metrics per seed.
+
+    A finished seed's state stays in the resume folder until the last seed is done, so a stage
+    killed part-way (whose outputs DVC deletes before running it again) retrains only the seeds
+    that had not finished."""
+    tracker = tracker or make_tracker(params, root)  # one MLflow store for every seed
+    out: dict[int, dict] = {}
+    for seed in seeds:
+        out[seed] = run_distill(params, root, teacher, student, distiller, strategy, seed,
+                                tracker=tracker, progress=progress, keep_resume=True)
+        if on_seed:
+            on_seed(seed, out[seed])
+    layout = Layout(root, params.data.dataset)
+    for seed in seeds:
+        layout.resume(layout.student(run_key(teacher, student, distiller, strategy, seed))
+                      ).unlink(missing_ok=True)
+    return out
+
+
 def run_distill(
     params: Params, root: Path, teacher: str, student: str, distiller: str, strategy: str,
-    seed: int, tracker: Tracker | None = None, progress: bool = True,
+    seed: int, tracker: Tracker | None = None, progress: bool = True, keep_resume: bool = False,
 ) -> dict:
-    """Run one cell of the distill matrix and write its DVC outputs; returns its metrics
+    """Run one seed of a distill stage and write its DVC outputs; returns its metrics
     (rank 0 of a torchrun launch writes them; the other ranks return {})."""
     layout = Layout(root, params.data.dataset)
     key = run_key(teacher, student, distiller, strategy, seed)
@@ -127,7 +153,7 @@ def run_distill(
 
     def finish(history: list[dict]) -> None:
         metrics.update(accuracy_summary(history))  # numbers only; the path names the run
-        publish_checkpoint(resume, ckpt)
+        publish_checkpoint(resume, ckpt, keep_resume=keep_resume)
         spot_names = d.step.spot_names
         write_csv(plots / "curves.csv", history, [*CURVE_COLUMNS, "tau", "train/ce",
                                                    "train/kd", "train/distill", "train/routing"])
@@ -140,7 +166,7 @@ def run_distill(
                             step=d.job.epochs)
         tracker.log_artifact(plots / "curves.csv", "plots")
         tracker.log_artifact(plots / "route.csv", "plots")
-        if params.distill.decision_grid:
+        if params.distill.decision_grid and d.step.strategy.uses_policy:  # others: fixed
             with tempfile.TemporaryDirectory() as tmp:
                 for path in write_decision_grid(d.step, d.run.val_loader, d.run.info,
                                                 params.distill.decision_grid, Path(tmp)):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sakd.atomic import atomic_write_json, atomic_write_text
+from sakd.atomic import atomic_write, atomic_write_json, atomic_write_text
 
 write_json = atomic_write_json  # the name the stages use
 
@@ -23,11 +24,18 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
     atomic_write_text(path, buf.getvalue())
 
 
-def publish_checkpoint(resume: Path, output: Path) -> None:
+def publish_checkpoint(resume: Path, output: Path, keep_resume: bool = False) -> None:
     """Move a finished run's state from its resume file to the DVC output (one rename, so the
-    output is never half-written and the resume file is gone once the run is done)."""
+    output is never half-written and the resume file is gone once the run is done).
+
+    keep_resume: copy instead (temp file + rename), for a stage that runs several seeds: DVC
+    deletes a stage's outputs before it runs it again, so a stage killed after its first seed
+    finds that seed's finished state in the resume folder and does not retrain it."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(resume, output)
+    if keep_resume:
+        atomic_write(output, lambda tmp: shutil.copyfile(resume, tmp))
+    else:
+        os.replace(resume, output)
 
 
 def _fmt(value: Any) -> Any:

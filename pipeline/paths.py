@@ -39,9 +39,15 @@ def dvc_experiment_tags(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {tag: env[var] for var, tag in names.items() if env.get(var)}
 
 
+def cell_key(teacher: str, student: str, distiller: str, strategy: str) -> str:
+    """`<teacher>-<student>/<distiller>-<strategy>`: one distill stage, all its seeds."""
+    return f"{teacher}-{student}/{distiller}-{strategy}"
+
+
 def run_key(teacher: str, student: str, distiller: str, strategy: str, seed: int) -> str:
-    """`<teacher>-<student>/<distiller>-<strategy>-seed<k>`: one distillation run."""
-    return f"{teacher}-{student}/{distiller}-{strategy}-seed{seed}"
+    """`<teacher>-<student>/<distiller>-<strategy>/seed<k>`: one distillation run, in the
+    folder of its stage (a DVC output holds all seeds of a stage)."""
+    return f"{cell_key(teacher, student, distiller, strategy)}/seed{seed}"
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def test_dvc_repro_runs_every_stage_and_writes_the_report(tmp_path):
     assert "resnet14 → resnet8" in report and "Adap." in report
     evaluated = json.loads((tmp_path / "metrics" / "evaluate" / "digits.json").read_text())
     assert set(evaluated["students"]) == {
-        "resnet14-resnet8/kd-adaptive-seed0", "resnet14-resnet8/kd-always-seed0"}
+        "resnet14-resnet8/kd-adaptive/seed0", "resnet14-resnet8/kd-always/seed0"}
     assert (tmp_path / "metrics" / "sensitivity.json").is_file()
     assert "## Compression" in report  # the compression stage ran before the report
     registry = json.loads((tmp_path / "metrics" / "registry" / "digits.json").read_text())

@@ -11,7 +11,7 @@ from sakd.report.val_curves import band
 
 
 def _run(distiller: str, strategy: str, seed: int, top1: float) -> tuple[str, dict]:
-    return f"t-s/{distiller}-{strategy}-seed{seed}", {
+    return f"t-s/{distiller}-{strategy}/seed{seed}", {
         "teacher": "t", "student": "s", "distiller": distiller, "strategy": strategy,
         "seed": seed, "top1": top1, "top5": 99.0, "val_top1": top1, "best_val_top1": top1,
         "best_epoch": 1, "epochs": 1,

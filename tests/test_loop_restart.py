@@ -11,7 +11,7 @@ from sakd.tracking import MemoryTracker, MLflowTracker
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.loop import RunSpec, TrainingJob, fit
 
-SPEC = RunSpec("sakd-distill", "digits/resnet14-resnet8/kd-always-seed0", {"seed": "0"}, {})
+SPEC = RunSpec("sakd-distill", "digits/resnet14-resnet8/kd-always/seed0", {"seed": "0"}, {})
 
 
 class Batches:

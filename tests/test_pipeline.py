@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline.distill import build_distillation, run_distill
+from pipeline.distill import build_distillation, run_distill, run_distill_cell
 from pipeline.evaluate import run_evaluate
 from pipeline.fetch import run_fetch
 from pipeline.paths import Layout, run_key
@@ -107,7 +107,7 @@ def test_distill_all_strategies_then_evaluate_and_report(project):
                 "route/p_distill/spot2", "route/p_distill/logits"):
         assert key in keys
     assert {name for name, _ in adaptive_run["artifacts"]} >= {
-        "decisions.png", "decisions.csv", "route.csv", "curves.csv", "at-adaptive-seed0.pt",
+        "decisions.png", "decisions.csv", "route.csv", "curves.csv", "seed0.pt",
     }
     taus = [m["tau"] for _, m in adaptive_run["metrics"] if "tau" in m]
     assert taus[0] == params.distill.tau.tau0 and taus[-1] == params.distill.tau.tau_min
@@ -240,3 +240,31 @@ def test_ft_pretrains_its_paraphraser_on_a_fresh_start_only(project, tmp_path):
     assert bool(d.step.distiller.prepared)
     state = load_checkpoint(tmp_path / "ft.pt")
     assert bool(state["modules"]["distiller"]["prepared"])
+
+
+def test_a_distill_stage_runs_its_seeds_in_one_process_each_its_own_run(project, capsys):
+    """What `sakd distill` (one DVC stage) does: seed after seed, each its own MLflow run,
+    checkpoint, metrics and curves in the stage's folders; a stage killed after its first
+    seed (DVC then deletes the stage's outputs) does not retrain that seed."""
+    root, params, _ = project
+    layout = Layout(root, "digits")
+    tracker = MemoryTracker()  # one store, as MLflow is for every process of a study
+    first = run_distill(params, root, "resnet14", "resnet8", "kd", "always", 0,
+                        tracker=tracker, progress=False, keep_resume=True)
+    layout.student(run_key("resnet14", "resnet8", "kd", "always", 0)).unlink()  # as DVC does
+    capsys.readouterr()
+
+    out = run_distill_cell(params, root, "resnet14", "resnet8", "kd", "always", [0, 1],
+                           progress=False, tracker=tracker)
+    said = capsys.readouterr().out
+    assert said.count("is already finished") == 1 and "seed0.pt is already finished" in said
+    assert out[0] == first and set(out) == {0, 1}
+    runs = [r for r in tracker.runs.values() if r["tags"]["strategy"] == "always"]
+    assert sorted(r["tags"]["seed"] for r in runs) == ["0", "1"]
+    for seed in (0, 1):
+        key = run_key("resnet14", "resnet8", "kd", "always", seed)
+        assert key == f"resnet14-resnet8/kd-always/seed{seed}"
+        assert load_checkpoint(layout.student(key))["seed"] == seed
+        assert json.loads(layout.distill_metrics(key).read_text()) == out[seed]
+        assert (layout.distill_plots(key) / "curves.csv").is_file()
+        assert not layout.resume(layout.student(key)).exists()  # gone once the stage is done

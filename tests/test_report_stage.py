@@ -18,7 +18,7 @@ ROUTES = {
 
 
 def _run(distiller, strategy, seed, top1):
-    return f"{PAIR}/{distiller}-{strategy}-seed{seed}", {
+    return f"{PAIR}/{distiller}-{strategy}/seed{seed}", {
         "teacher": "resnet56", "student": "resnet20", "distiller": distiller,
         "strategy": strategy, "seed": seed, "top1": top1, "top5": 90.0,
         "val_top1": top1, "best_val_top1": top1 + 0.5, "best_epoch": 1, "epochs": 2,
@@ -43,7 +43,7 @@ def make_project(root: Path, dataset: str = "cifar100", routes: bool = True) -> 
         (folder / "curves.csv").write_text(f"epoch,val/top1\n1,{top - 10}\n2,{top}\n")
     if routes:
         for seed, text in ROUTES.items():
-            folder = root / "plots" / "distill" / dataset / PAIR / f"pkt-adaptive-seed{seed}"
+            folder = root / "plots" / "distill" / dataset / PAIR / f"pkt-adaptive/seed{seed}"
             (folder / "route.csv").write_text(text)
 
 
@@ -94,7 +94,7 @@ def test_missing_evaluate_file_names_it_and_its_stage(tmp_path):
 
 def test_missing_route_file_names_it_and_its_stage(tmp_path):
     make_project(tmp_path, routes=False)
-    with pytest.raises(UserError, match=r"pkt-adaptive-seed0/route\.csv.*dvc repro distill"):
+    with pytest.raises(UserError, match=r"pkt-adaptive/seed0/route\.csv.*dvc repro distill"):
         report(tmp_path)
 
 

@@ -19,7 +19,7 @@ PAIR = ("resnet56", "resnet20")
 
 def run(distiller, strategy, seed, top1, top5=90.0, best=None, pair=PAIR):
     teacher, student = pair
-    key = f"{teacher}-{student}/{distiller}-{strategy}-seed{seed}"
+    key = f"{teacher}-{student}/{distiller}-{strategy}/seed{seed}"
     return key, {
         "teacher": teacher, "student": student, "distiller": distiller, "strategy": strategy,
         "seed": seed, "top1": top1, "top5": top5,
