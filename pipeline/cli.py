@@ -10,7 +10,7 @@ import typer
 
 from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
 from pipeline.cli_deploy import compression, export, register
-from pipeline.cli_tools import bench, tune
+from pipeline.cli_tools import bench, queue, tune
 from pipeline.errors import UserError
 from pipeline.names import check_names
 from pipeline.paths import find_root
@@ -186,6 +186,7 @@ def preset(
 
 
 app.command()(tune)
+app.command()(queue)
 app.command()(bench)
 app.command()(compression)
 app.command()(register)

@@ -1,4 +1,4 @@
-"""The `sakd` tools beside the DVC stages: `tune` (the sensitivity study) and `bench`."""
+"""The `sakd` tools beside the DVC stages: `tune` (the sensitivity study), `bench`, `queue`."""
 
 from __future__ import annotations
 
@@ -100,3 +100,24 @@ def bench(
         strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), seed=seed,
     )
     run_bench_command(cfg, json_path, log=typer.echo)
+
+
+@user_errors_exit_2
+def queue(
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="stages running at once (DVC queue "
+                                      "workers), each on its own GPU or share of the cores")] = 2,
+    part: Annotated[
+        str, typer.Option("--slice", help="i/m: this machine's share of each wave (1/2, 2/2); "
+                          "then `dvc push --run-cache`, and one machine repros the rest")
+    ] = "1/1",
+    root: RootOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the DVC commands only")
+                       ] = False,
+) -> None:
+    """Run the study's independent stages N at a time through DVC's experiment queue (teachers,
+    then distillation stages and the sensitivity study), then `dvc repro` restores them all
+    from the run-cache and writes the report."""
+    from pipeline.paths import find_root
+    from pipeline.queue import Slice, run_queue
+
+    run_queue(root or find_root(), jobs, Slice.parse(part), dry_run=dry_run, echo=typer.echo)

@@ -72,7 +72,7 @@ def build_distillation(
     with `with_test=False`)."""
     cfg = cfg or params.distill
     data = params.data
-    run = build_distill_run(params, root / data.root, training_device(params.runtime),
+    run = build_distill_run(params, root / data.root, training_device(params.runtime, root),
                             _teacher_factory(params, root, teacher_arch), student_arch,
                             distiller_name, strategy, seed, cfg)
     step = run.step

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import torch
 
 from pipeline.settings import resolve_device
+from pipeline.slots import worker_device
 from sakd.config import Params, RuntimeConfig
 from sakd.train import distributed
 
@@ -33,9 +35,12 @@ def relaunch_if_asked(params: Params) -> None:
         os.execv(argv[0], argv)
 
 
-def training_device(runtime: RuntimeConfig) -> torch.device:
+def training_device(runtime: RuntimeConfig, root: Path) -> torch.device:
     """The device of this process; under torchrun (its env variables set) also joins the
-    process group (gloo on CPU, NCCL on CUDA, one GPU per LOCAL_RANK). Plain: one process."""
-    device = distributed.local_device(resolve_device(runtime))
-    distributed.init_from_env(device)
-    return device
+    process group (gloo on CPU, NCCL on CUDA, one GPU per LOCAL_RANK). Otherwise a worker's own
+    device when DVC's queue runs several stages at once (pipeline.slots)."""
+    if distributed.launched():
+        device = distributed.local_device(resolve_device(runtime))
+        distributed.init_from_env(device)
+        return device
+    return worker_device(resolve_device(runtime), root, runtime.threads)

@@ -32,8 +32,8 @@ def run_pretrain(
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
-    run = built = build_supervised_run(params, root / data.root, training_device(params.runtime),
-                                       arch)
+    device = training_device(params.runtime, root)
+    run = built = build_supervised_run(params, root / data.root, device, arch)
     ckpt = layout.pretrained(arch)
     resume = layout.resume(ckpt)
     job = TrainingJob(

@@ -1,0 +1,132 @@
+"""`sakd queue`: the study's independent stages N at a time, through DVC's experiment queue.
+
+`dvc repro` runs one stage at a time. The teachers, the distillation stages and the sensitivity
+study do not depend on one another, so each is queued as a DVC experiment of its own
+(`dvc exp run --queue <stage>`) and DVC's queue runs them N at a time
+(`dvc exp run --run-all -j N`), each worker on its own device (pipeline/slots.py). Every stage
+a worker finishes is saved in DVC's run-cache, in the cache the queue shares with the
+workspace, so the closing `dvc repro` restores each one where a sequential run puts it
+(nothing retrains) and then runs evaluate, compression, report and register. The report thus
+covers every stage that ran, whichever worker ran it, and every MLflow run exists once.
+
+DVC does the scheduling; this module only lists the stages (DVC's own names, from
+`dvc stage list`), and prints each DVC command before it runs it, so a user can replay or split
+the work by hand (README, "Many cells at once").
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.slots import JOBS_ENV
+
+# The stages in the order they may run: the data once, the networks trained alone, then every
+# stage that needs only those; whatever is not listed runs in the closing `dvc repro`.
+FIRST = ("fetch",)
+WAVES = (("pretrain",), ("distill", "sensitivity"))
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Part `index` (0-based) of `count` equal parts of each wave: one machine's share."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Slice:
+        """`i/m`: the i-th of m parts, counted from 1 as people do (`1/2`, `2/2`)."""
+        try:
+            i, m = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise UserError(f"--slice wants i/m, e.g. 1/2, not {text!r}") from None
+        if not 1 <= i <= m:
+            raise UserError(f"--slice {text}: i must be between 1 and m")
+        return cls(i - 1, m)
+
+    def take(self, names: Sequence[str]) -> list[str]:
+        return list(names[self.index::self.count])
+
+
+def group_of(stage: str) -> str:
+    """`distill@pair0-kd-adaptive` -> `distill`."""
+    return stage.split("@", 1)[0]
+
+
+def waves(stages: Sequence[str], part: Slice = Slice()) -> list[list[str]]:
+    """The queued waves: stages of each wave's groups, in dvc.yaml order, this slice's share."""
+    return [part.take([s for s in stages if group_of(s) in groups]) for groups in WAVES]
+
+
+def experiment_name(stage: str, tag: str) -> str:
+    """A DVC experiment name for a queued stage (`distill@pair0-kd-adaptive` ->
+    `distill-pair0-kd-adaptive-<tag>`): git refs take no `@{`, and the tag keeps reruns apart."""
+    return f"{stage.replace('@', '-')}-{tag}"
+
+
+def plan(stages: Sequence[str], jobs: int, part: Slice = Slice(),
+         tag: str = "q") -> list[list[str]]:
+    """Every DVC command `sakd queue` runs, in order."""
+    commands = [["dvc", "repro", *FIRST]]
+    for wave in waves(stages, part):
+        if wave:
+            commands += [["dvc", "exp", "run", "--queue", "-n", experiment_name(stage, tag),
+                          stage] for stage in wave]
+            commands.append(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)])
+    if part.count == 1:  # one machine ran everything: restore it all, then the report
+        commands.append(["dvc", "repro"])
+    return commands
+
+
+def stage_names(root: Path) -> list[str]:
+    """DVC's names of the pipeline's stages (matrix and foreach expanded), in dvc.yaml order."""
+    out = _dvc(["dvc", "stage", "list", "--name-only"], root, capture=True)
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = False,
+              echo: Callable[[str], None] = print) -> list[list[str]]:
+    """Run the plan (or only print it); a failing DVC command stops here with its name."""
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, not {jobs}")
+    tag = secrets.token_hex(3)
+    commands = plan(stage_names(root), jobs, part, tag)
+    for command in commands:
+        echo(f"$ {shlex.join(command)}")
+        if not dry_run:
+            _dvc(command, root, env={**os.environ, JOBS_ENV: str(jobs)})
+            if command[1:4] == ["exp", "run", "--run-all"]:
+                _check_queue(root, tag)
+    if part.count > 1 and not dry_run:
+        echo("this machine's share is done: `dvc push --run-cache` here; once every share is "
+             "pushed, `dvc pull --run-cache && dvc repro` on one machine restores them all and "
+             "writes the report")
+    return commands
+
+
+def _check_queue(root: Path, tag: str) -> None:
+    """DVC reports a failed experiment but exits 0: refuse to go on past one of ours."""
+    status = _dvc(["dvc", "queue", "status"], root, capture=True)
+    failed = [line.strip() for line in status.splitlines()
+              if f"-{tag}" in line and "Failed" in line.split()]
+    if failed:
+        raise UserError("queued stages failed (their logs: `dvc queue logs <name>`):\n  "
+                        + "\n  ".join(failed))
+
+
+def _dvc(command: list[str], root: Path, capture: bool = False,
+         env: dict[str, str] | None = None) -> str:
+    run = subprocess.run(command, cwd=root, env=env, text=True,
+                         capture_output=capture)
+    if run.returncode != 0:
+        detail = (run.stderr or run.stdout or "").strip()[-2000:] if capture else ""
+        raise UserError(f"`{shlex.join(command)}` failed (exit {run.returncode})"
+                        + (f":\n{detail}" if detail else ""))
+    return run.stdout or ""

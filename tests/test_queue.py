@@ -1,0 +1,111 @@
+"""`sakd queue`'s plan and the device slots of its workers (no DVC run here: test_dvc_queue.py
+runs a matrix through the queue)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from pipeline.errors import UserError
+from pipeline.queue import Slice, experiment_name, plan, stage_names, waves
+from pipeline.slots import cpu_share, queue_jobs, slot_device, take_slot
+from tests.conftest import REPO
+
+STAGES = ["fetch", "pretrain@resnet20", "pretrain@resnet8", "distill@pair0-kd-adaptive",
+          "distill@pair0-kd-always", "distill@pair0-at-adaptive", "sensitivity", "evaluate",
+          "report", "compression", "register"]
+
+
+def test_waves_put_teachers_first_then_every_stage_that_needs_only_them():
+    assert waves(STAGES) == [
+        ["pretrain@resnet20", "pretrain@resnet8"],
+        ["distill@pair0-kd-adaptive", "distill@pair0-kd-always", "distill@pair0-at-adaptive",
+         "sensitivity"],
+    ]
+
+
+def test_the_plan_queues_each_wave_runs_it_n_at_a_time_then_repros_the_rest():
+    commands = plan(STAGES, jobs=3, tag="t")
+    assert commands[0] == ["dvc", "repro", "fetch"]  # the data once, not per worker
+    assert commands[1] == ["dvc", "exp", "run", "--queue", "-n", "pretrain-resnet20-t",
+                           "pretrain@resnet20"]
+    run_all = [i for i, c in enumerate(commands) if "--run-all" in c]
+    assert len(run_all) == 2 and commands[run_all[0]][-2:] == ["--jobs", "3"]
+    queued_first = [c[-1] for c in commands[:run_all[0]] if "--queue" in c]
+    assert queued_first == ["pretrain@resnet20", "pretrain@resnet8"]
+    assert commands[-1] == ["dvc", "repro"]  # restores every stage, then evaluate ... register
+
+
+def test_slices_split_each_wave_and_leave_the_report_to_one_machine():
+    first, second = Slice.parse("1/2"), Slice.parse("2/2")
+    ours = [w for p in (first, second) for w in waves(STAGES, p)]
+    queued = sorted(s for w in ours for s in w)
+    assert queued == sorted(s for w in waves(STAGES) for s in w)  # each stage exactly once
+    assert plan(STAGES, 2, first)[-1][:4] == ["dvc", "exp", "run", "--run-all"][:4]
+    assert ["dvc", "repro"] not in plan(STAGES, 2, first)
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
+def test_a_bad_slice_is_refused(text):
+    with pytest.raises(UserError, match="--slice"):
+        Slice.parse(text)
+
+
+def test_experiment_names_are_valid_git_refs():
+    name = experiment_name("distill@pair0-kd-adaptive", "ab12cd")
+    assert name == "distill-pair0-kd-adaptive-ab12cd"
+    ok = subprocess.run(["git", "check-ref-format", f"refs/exps/{name}"])
+    assert ok.returncode == 0
+
+
+def test_stage_names_are_dvcs_own(tmp_path):
+    names = stage_names(REPO)
+    assert names[0] == "fetch" and "sensitivity" in names and names[-1] == "register"
+    assert any(n.startswith("distill@") for n in names)
+    assert all(w for w in waves(names))
+
+
+def test_each_live_process_holds_its_own_slot_until_it_exits(tmp_path):
+    """Two workers never share a slot; the kernel frees a slot when its process dies."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pathlib import Path
+            from pipeline.slots import take_slot
+            print(take_slot(Path({str(tmp_path)!r})), flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        probe = [sys.executable, "-c", f"from pathlib import Path; from pipeline.slots import "
+                 f"take_slot; print(take_slot(Path({str(tmp_path)!r})))"]
+        second = subprocess.run(probe, capture_output=True, text=True, cwd=REPO,
+                                env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+        assert second.stdout.strip() == "1"
+    finally:
+        holder.kill()
+        holder.wait()
+    again = subprocess.run(probe, capture_output=True, text=True, cwd=REPO,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert again.stdout.strip() == "0"  # the killed holder's slot is free again
+
+
+def test_a_process_keeps_its_slot(tmp_path):
+    assert take_slot(tmp_path) == take_slot(tmp_path)
+
+
+def test_slots_go_round_robin_over_the_gpus():
+    assert [slot_device(k, 2) for k in range(5)] == [
+        torch.device("cuda", i) for i in (0, 1, 0, 1, 0)]
+
+
+def test_cpu_threads_are_split_between_the_workers():
+    assert cpu_share(2, cores=16) == 8 and cpu_share(3, cores=2) == 1
+    assert queue_jobs({"SAKD_QUEUE_JOBS": "4"}) == 4 and queue_jobs({}) == 1
+    with pytest.raises(ValueError, match="SAKD_QUEUE_JOBS"):
+        queue_jobs({"SAKD_QUEUE_JOBS": "zero"})
