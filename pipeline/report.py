@@ -33,6 +33,7 @@ from sakd.report import (
 from sakd.report.aggregate import distiller_sort_key, strategy_sort_key
 from sakd.report.compression import render_compression
 from sakd.report.curves import spots_csv_text, strategies_csv_text
+from sakd.report.routes import route_band_csv_text
 from sakd.report.val_curves import band, bands_csv_text, parse_val_curve, val_png_bytes
 
 SENSITIVITY_OUTPUTS = (
@@ -79,18 +80,20 @@ def read_evaluate(path: Path) -> EvaluateResults:
 def write_route_figures(
     layout: Layout, results: EvaluateResults, plots_dir: Path, report_dir: Path
 ) -> list[RouteFigure]:
-    """One averaged curve (PNG + CSV) per (pair, distiller) run with the adaptive strategy."""
+    """One averaged curve per (pair, distiller) run with the adaptive strategy: PNG (mean and
+    min-max band over seeds), route CSV (the mean) and band CSV (mean, min, max, n)."""
     figures = []
     for (teacher, student, distiller), runs in _adaptive_groups(results):
         sources = [layout.distill_plots(run.key) / "route.csv" for run in runs]
         per_run = [_read_route(p) for p in sources]
         curve = average_routes(per_run, [str(p) for p in sources])
         stem = plots_dir / f"route_{teacher}-{student}_{distiller}"
-        title = (f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive "
-                 f"(mean of {len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        title = f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive " + (
+            f"(mean over {len(runs)} seeds, band: min–max)" if len(runs) > 1 else "(1 seed)")
         png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
         atomic_write_bytes(png, route_png_bytes(curve, title))
         atomic_write_text(csv, route_csv_text(curve))
+        atomic_write_text(stem.with_name(f"{stem.name}_band.csv"), route_band_csv_text(curve))
         atomic_write_text(plots_dir / "spots" / f"{teacher}-{student}_{distiller}.csv",
                           spots_csv_text(curve))  # dvc.yaml's Fig. 3 chart: a line per spot
         figures.append(RouteFigure(

@@ -27,6 +27,7 @@ from sakd.atomic import atomic_write
 from sakd.config import DistillConfig, Params
 from sakd.tracking import Tracker
 from sakd.tuning import TuningError
+from sakd.tuning.band import NoiseBand
 from sakd.tuning.job import TuneJob, with_overrides
 from sakd.tuning.objective import Build, BuiltRun, ensure_baseline, make_trainer
 from sakd.tuning.outputs import Table, sensitivity_outputs
@@ -58,9 +59,9 @@ def builder(job: TuneJob) -> Build:
     s, params = job.cfg, job.params
     pair = s.resolved_pair(params.runs)
 
-    def build(cfg: DistillConfig, strategy: str, checkpoint: Path) -> BuiltRun:
+    def build(cfg: DistillConfig, strategy: str, checkpoint: Path, seed: int) -> BuiltRun:
         return build_distillation(params, job.root, pair.teacher, pair.student, s.distiller,
-                                  strategy, s.seed, checkpoint, cfg=cfg, progress=job.progress,
+                                  strategy, seed, checkpoint, cfg=cfg, progress=job.progress,
                                   with_test=False)
 
     return build
@@ -79,7 +80,7 @@ def worker_main(job: TuneJob) -> None:
         run_study(job, study, tracker)
 
 
-def write_outputs(job: TuneJob, study: optuna.Study, baseline: float | None,
+def write_outputs(job: TuneJob, study: optuna.Study, baseline: NoiseBand | None,
                   tracker: Tracker) -> dict[str, Any]:
     """metrics/sensitivity.json, reports/sensitivity.md, plots/sensitivity/*; also logged on
     the study's parent MLflow run (best params, importance table, figures)."""
@@ -104,6 +105,7 @@ def _log_parent(tracker: Tracker, metrics: dict[str, Any], files: list[Path]) ->
     step = metrics["n_complete"]
     numbers = {"best/val_top1": metrics["best_value"],
                "baseline/always_top1": metrics["baseline_always_top1"],
+               "baseline/always_std": metrics["baseline_always_std"],
                **{f"best/{k}": v for k, v in metrics["best_params"].items()},
                **{f"importance/{k}": v for k, v in metrics["importance"].items()}}
     tracker.log_metrics({k: v for k, v in numbers.items() if isinstance(v, int | float)},
@@ -159,6 +161,6 @@ def run_tune(
                               fatal=user_error_types())
             except TuningError as err:
                 raise UserError(str(err)) from None
-        if baseline is None:  # another worker is training it: wait for its value
+        if baseline is None:  # another worker is training a seed of it: wait for its value
             baseline = ensure_baseline(job, study, tracker, builder(job), wait=True)
         return write_outputs(job, study, baseline, tracker)

@@ -80,6 +80,8 @@ def test_good_devices_load(default_params, device):
     (("distill", "momentum"), 1.0, "distill.momentum"),
     (("runtime", "threads"), -1, "runtime.threads"),
     (("sensitivity", "n_trials"), 0, "sensitivity.n_trials"),
+    (("sensitivity", "baseline_seeds"), -1, "sensitivity.baseline_seeds"),
+    (("sensitivity", "baseline_seeds"), 101, "sensitivity.baseline_seeds"),
 ])
 def test_out_of_range_values_are_rejected(default_params, path, value, key):
     err = _rejected(_set(default_params, path, value))
@@ -100,6 +102,27 @@ def test_out_of_range_values_are_rejected(default_params, path, value, key):
 ])
 def test_types_are_strict(default_params, path, value, key):
     assert _rejected(_set(default_params, path, value)).key == key
+
+
+def test_baseline_seeds_count_up_from_the_study_seed(default_params):
+    s = load_params(default_params).sensitivity
+    assert s.baseline_seeds == 3 and s.baseline_seed_list() == [s.seed, s.seed + 1, s.seed + 2]
+    _set(default_params, ("sensitivity", "baseline_seeds"), 0)
+    assert load_params(default_params).sensitivity.baseline_seed_list() == []
+    _set(default_params, ("sensitivity", "seed"), 2**32 - 2)
+    _set(default_params, ("sensitivity", "baseline_seeds"), 3)
+    err = _rejected(default_params)
+    assert err.key == "sensitivity.baseline_seeds" and "<= 4294967295" in err.message
+    _set(default_params, ("sensitivity", "baseline_seeds"), True)
+    assert _rejected(default_params).key == "sensitivity.baseline_seeds"  # not a bool
+
+
+def test_the_old_baseline_switch_says_what_replaced_it(default_params):
+    del default_params["sensitivity"]["baseline_seeds"]
+    _set(default_params, ("sensitivity", "baseline"), True)
+    err = _rejected(default_params)
+    assert err.key == "sensitivity.baseline"
+    assert "replaced by baseline_seeds" in err.message and "0: none" in err.message
 
 
 @pytest.mark.parametrize("root", ["/tmp/data", "../data", "data/../../x", "~/data", ""])

@@ -45,7 +45,7 @@ def _project(dest: Path) -> None:
     for section in ("pretrain", "distill"):
         params[section].update(epochs=2, milestones=[1])
     params["distill"]["decision_grid"] = 0
-    params["sensitivity"].update(epochs=1, n_trials=1, baseline=False)
+    params["sensitivity"].update(epochs=1, n_trials=1, baseline_seeds=0)
     (dest / "params.yaml").write_text(yaml.safe_dump(params))
 
 

@@ -62,6 +62,9 @@ def test_report_writes_tables_and_route_plots(tmp_path):
     assert csv.read_text().splitlines() == [
         "epoch,spot2,spot3,logits", "1,0.200000,0.600000,0.800000", "2,0.300000,0.700000,1.000000",
     ]
+    band = (plots / f"route_{PAIR}_pkt_band.csv").read_text().splitlines()
+    assert band[:2] == ["epoch,spot,mean,min,max,n_seeds",
+                        "1,spot2,0.200000,0.100000,0.300000,2"]  # the shaded spread per spot
     # links are relative to the report, so they work in a clone and on GitHub
     assert f"(../plots/report/cifar100/route_{PAIR}_pkt.png)" in text
     assert f"(../plots/report/cifar100/route_{PAIR}_pkt.csv)" in text

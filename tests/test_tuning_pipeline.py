@@ -26,7 +26,7 @@ def project(tmp_path, tiny_params) -> tuple[Path, dict]:
     """A project root with digits fetched and a finished (untrained) resnet8 teacher."""
     tiny_params["sensitivity"].update(
         pair={"teacher": "resnet8", "student": "resnet8"}, epochs=1, n_trials=2,
-        pruner={"kind": "none"},
+        pruner={"kind": "none"}, baseline_seeds=2,
     )
     tiny_params["tracking"]["experiment_prefix"] = "t"
     params = load_params(tiny_params)
@@ -51,6 +51,9 @@ def test_tune_writes_outputs_and_nests_trials_in_one_parent_run(project):
 
     assert (m["n_complete"], m["n_target"]) == (2, 2)
     assert m["best_value"] is not None and m["baseline_always_top1"] is not None
+    assert m["baseline_seeds"] == 2 and m["baseline_always_std"] is not None
+    header = (root / "plots" / "sensitivity" / "beta3.csv").read_text().splitlines()[0]
+    assert header == "beta3,val_top1,always_top1,always_std,always_seeds"
     for name in ("trials.csv", "beta3.csv", "tau0.csv", "history.csv", "beta3.png",
                  "tau0.png", "history.png"):
         assert (root / "plots" / "sensitivity" / name).stat().st_size > 0
@@ -61,7 +64,8 @@ def test_tune_writes_outputs_and_nests_trials_in_one_parent_run(project):
     (parent_id, parent), = [(i, r) for i, r in tracker.runs.items() if r["parent"] is None]
     assert parent["experiment"] == "t-sensitivity" and parent["status"] == "FINISHED"
     runs = children(tracker, parent_id)
-    assert set(runs) == {"baseline-always", "trial-0", "trial-1"}
+    baselines = {"baseline-always-seed0", "baseline-always-seed1"}
+    assert set(runs) == baselines | {"trial-0", "trial-1"}
     study = optuna.load_study(study_name=study_name(params), storage=open_storage(
         f"sqlite:///{root / 'optuna.db'}"))
     for t in study.trials:
@@ -71,22 +75,28 @@ def test_tune_writes_outputs_and_nests_trials_in_one_parent_run(project):
         assert run["params"]["distill.epochs"] == 1
         assert tracker.metric_history("route/p_distill/logits", run_id=_id(tracker, run))
         assert tracker.metric_history("trial/val_top1", run_id=_id(tracker, run))[0][1] == t.value
-    assert runs["baseline-always"]["params"]["strategy"] == "always"
+    for seed in (0, 1):  # each seed its own run, with its own training seed
+        run = runs[f"baseline-always-seed{seed}"]
+        assert run["params"]["strategy"] == "always" and run["params"]["seed"] == seed
+        assert run["tags"]["baseline.seed"] == str(seed)
+    values = [tracker.metric_history("trial/val_top1", run_id=_id(tracker, runs[name]))[0][1]
+              for name in sorted(baselines)]
+    assert m["baseline_always_top1"] == pytest.approx(sum(values) / 2)
     for run in runs.values():  # trials and the baseline select on val; none reads test
         assert not tracker.metric_history("test/top1", run_id=_id(tracker, run))
     tags = parent["tags"]
     assert tags["best.trial"] == str(m["best_trial"])
     assert float(tags["best.beta3"]) == m["best_params"]["beta3"]
     logged = {k for _, metrics in parent["metrics"] for k in metrics}
-    assert {"best/val_top1", "baseline/always_top1", "best/beta3"} <= logged
+    assert {"best/val_top1", "baseline/always_top1", "baseline/always_std",
+            "best/beta3"} <= logged
     assert ("importance.csv", "sensitivity") in parent["artifacts"]
 
     # Re-running with a larger budget continues: one more trial, same parent, no new baseline.
     m2 = run_tune(params, root, n_trials=3, progress=False, tracker=tracker)
     assert m2["n_complete"] == 3
     assert [i for i, r in tracker.runs.items() if r["parent"] is None] == [parent_id]
-    assert set(children(tracker, parent_id)) == {"baseline-always", "trial-0", "trial-1",
-                                                 "trial-2"}
+    assert set(children(tracker, parent_id)) == baselines | {"trial-0", "trial-1", "trial-2"}
 
 
 def _id(tracker: MemoryTracker, run: dict) -> str:

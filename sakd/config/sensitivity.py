@@ -24,6 +24,8 @@ from sakd.config.errors import ConfigError
 from sakd.config.sections import DistillConfig, Pair, RunsConfig
 
 Bound = Annotated[float, Field(ge=-1e6, le=1e6)]
+BaselineSeeds = Annotated[int, Field(ge=0, le=100)]
+SEED_MAX = 2**32 - 1
 Positive = Annotated[float, Field(gt=0, le=1e6)]
 
 
@@ -157,7 +159,20 @@ class SensitivityConfig(ConfigModel):
     storage: StorageUrl = "sqlite:///optuna.db"  # SAKD_OPTUNA_STORAGE or --storage override it
     study_name: str | None = None  # null: derived from dataset, pair, distiller and settings
     workers: Annotated[int, Field(ge=1, le=1024)] = 1  # processes on this machine
-    baseline: bool = True  # also train the `always` strategy once: Fig. 4's dashed line
+    # `always` trained with seeds seed, seed+1, ...: Fig. 4's dashed line (the mean) and, from
+    # 2 seeds on, its noise band (mean +- 1 sample sd); 0: no baseline
+    baseline_seeds: BaselineSeeds = 3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_baseline(cls, data: object) -> object:
+        """The old `baseline: bool` would otherwise be a bare "unknown key": say what replaced
+        it, so an old params.yaml is fixed in one edit."""
+        if isinstance(data, dict) and "baseline" in data:
+            raise ConfigError("baseline", "replaced by baseline_seeds: how many seeds the "
+                              "`always` baseline is trained with (0: none, 1: the line alone, "
+                              ">= 2: the line and its noise band over seeds; default 3)")
+        return data
 
     @field_validator("study_name")
     @classmethod
@@ -173,7 +188,15 @@ class SensitivityConfig(ConfigModel):
         if self.mode == "grid" and not self.grid.swept():
             raise ConfigError("grid", "list values for at least one of beta3, tau0, tau_min, "
                               "schedule")
+        if self.seed + max(self.baseline_seeds - 1, 0) > SEED_MAX:
+            raise ConfigError("baseline_seeds", f"seed ({self.seed}) + baseline_seeds - 1 "
+                              f"must be <= {SEED_MAX}, got {self.seed + self.baseline_seeds - 1}")
         return self
+
+    def baseline_seed_list(self) -> list[int]:
+        """The seeds of the `always` baseline: the trials' seed first, so its first run is the
+        same-seed comparison the single-seed baseline used to be."""
+        return [self.seed + k for k in range(self.baseline_seeds)]
 
     def resolved_pair(self, runs: RunsConfig) -> Pair:
         if self.pair.teacher is None or self.pair.student is None:

@@ -1,4 +1,6 @@
-"""Per-spot distillation probability curves (Fig. 3): parse one run's route.csv, average seeds.
+"""Per-spot distillation probability curves (Fig. 3): parse one run's route.csv, average seeds
+and keep their spread (min and max per epoch and spot), so the figure shows whether a spot's
+curve is the policy's or one seed's.
 
 A route table has a header `epoch,<spot>...` (paper numbering, logits last) and one row per
 epoch holding the fraction of training samples distilled at each spot (0..1).
@@ -17,18 +19,43 @@ from sakd.report.records import ReportInputError
 _TOLERANCE = 1e-6  # float noise around the [0, 1] bounds
 
 
+Table = tuple[tuple[float, ...], ...]  # [epoch i][spot j]
+
+
 @dataclass(frozen=True)
 class RouteCurve:
-    """p_distill per epoch and spot; `n_seeds[i]` = how many runs averaged into epoch i."""
+    """p_distill per epoch and spot; `n_seeds[i]` = how many runs averaged into epoch i.
+
+    `low` / `high`: the min and max over those runs (one run: its own values, the default)."""
 
     spots: tuple[str, ...]
     epochs: tuple[int, ...]
-    values: tuple[tuple[float, ...], ...]  # values[i][j]: epoch i, spot j
+    values: Table  # values[i][j]: epoch i, spot j (the mean over runs)
     n_seeds: tuple[int, ...]
+    low: Table = ()
+    high: Table = ()
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):  # a single run's spread is the run itself
+            if not getattr(self, name):
+                object.__setattr__(self, name, self.values)
+        shape = [len(row) for row in self.values]
+        if [len(r) for r in self.low] != shape or [len(r) for r in self.high] != shape:
+            raise ValueError("low and high must have the shape of values (epochs x spots)")
 
     def series(self, spot: str) -> list[float]:
         j = self.spots.index(spot)
         return [row[j] for row in self.values]
+
+    def spread(self, spot: str) -> tuple[list[float], list[float]]:
+        """(min, max) over the runs per epoch of one spot: the band around `series(spot)`."""
+        j = self.spots.index(spot)
+        return [row[j] for row in self.low], [row[j] for row in self.high]
+
+    @property
+    def max_seeds(self) -> int:
+        """The most runs any epoch averages (the n of "mean over n seeds")."""
+        return max(self.n_seeds, default=0)
 
 
 @dataclass(frozen=True)
@@ -68,8 +95,9 @@ def parse_route_csv(text: str, source: str = "route.csv") -> RouteCurve:
 
 
 def average_routes(curves: Sequence[RouteCurve], sources: Sequence[str] = ()) -> RouteCurve:
-    """Mean over runs per epoch. Runs may stop at different epochs: each epoch averages the
-    runs that reached it (recorded in `n_seeds`). All runs must name the same spots."""
+    """Mean, min and max over runs per epoch. Runs may stop at different epochs: each epoch
+    summarises the runs that reached it (recorded in `n_seeds`). All runs must name the same
+    spots."""
     if not curves:
         raise ValueError("no route curves to average")
     spots = curves[0].spots
@@ -82,11 +110,14 @@ def average_routes(curves: Sequence[RouteCurve], sources: Sequence[str] = ()) ->
         for epoch, row in zip(curve.epochs, curve.values, strict=True):
             per_epoch.setdefault(epoch, []).append(row)
     epochs = tuple(sorted(per_epoch))
-    values = tuple(
-        tuple(math.fsum(col) / len(col) for col in zip(*per_epoch[e], strict=True))
-        for e in epochs
+    columns = [list(zip(*per_epoch[e], strict=True)) for e in epochs]  # [epoch][spot] -> runs
+    return RouteCurve(
+        spots, epochs,
+        values=tuple(tuple(math.fsum(c) / len(c) for c in cols) for cols in columns),
+        n_seeds=tuple(len(per_epoch[e]) for e in epochs),
+        low=tuple(tuple(min(c) for c in cols) for cols in columns),
+        high=tuple(tuple(max(c) for c in cols) for cols in columns),
     )
-    return RouteCurve(spots, epochs, values, tuple(len(per_epoch[e]) for e in epochs))
 
 
 def late_fractions(curve: RouteCurve, last: int = 3) -> dict[str, float]:
@@ -112,6 +143,17 @@ def route_csv_text(curve: RouteCurve) -> str:
     lines = [",".join(("epoch", *curve.spots))]
     for epoch, row in zip(curve.epochs, curve.values, strict=True):
         lines.append(",".join((str(epoch), *(f"{v:.6f}" for v in row))))
+    return "\n".join(lines) + "\n"
+
+
+def route_band_csv_text(curve: RouteCurve) -> str:
+    """The band behind the figure, long format `epoch,spot,mean,min,max,n_seeds`: the numbers
+    a reader checks a shaded region against (route.csv keeps its re-readable layout)."""
+    lines = ["epoch,spot,mean,min,max,n_seeds"]
+    for i, epoch in enumerate(curve.epochs):
+        for j, spot in enumerate(curve.spots):
+            lines.append(f"{epoch},{spot},{curve.values[i][j]:.6f},{curve.low[i][j]:.6f},"
+                         f"{curve.high[i][j]:.6f},{curve.n_seeds[i]}")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,8 @@ params.yaml does not load Optuna):
 - budget: claim trials so that N workers end with exactly n_trials; dead workers' trials;
 - heartbeat / runner: run claimed trials (pruning, failures recorded, not fatal);
 - objective: a trial's training (the caller injects how a distillation run is built) and
-  the `always` baseline;
+  the `always` baseline, each of its seeds trained once per study (baseline);
+- band: that baseline over seeds as Fig. 4's line and noise band (mean ± 1 sample sd);
 - workers / parent_run: this process or N spawned ones; the study's MLflow parent run;
 - results / plots / report / outputs: rows, importances, Fig. 4 PNGs, the markdown report
   and everything the stage writes, as content (the pipeline writes the files).

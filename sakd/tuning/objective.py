@@ -18,7 +18,8 @@ import optuna
 from sakd.config import DistillConfig
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
-from sakd.tuning.baseline import baseline_once
+from sakd.tuning.band import NoiseBand
+from sakd.tuning.baseline import baselines_once
 from sakd.tuning.hyperparams import Value, trial_config
 from sakd.tuning.job import TuneJob
 from sakd.tuning.locks import study_lock
@@ -34,19 +35,19 @@ class BuiltRun(Protocol):
     params: dict[str, Any]
 
 
-# build(distill config, strategy, checkpoint path) -> a distillation run of the study's pair
-Build = Callable[[DistillConfig, str, Path], BuiltRun]
+# build(distill config, strategy, checkpoint path, training seed) -> a run of the study's pair
+Build = Callable[[DistillConfig, str, Path, int], BuiltRun]
 
 
 def distill_trial(
     job: TuneJob, tracker: Tracker, build: Build, values: dict[str, Value], strategy: str,
-    name: str, tags: dict[str, str], report: Reporter | None,
+    name: str, tags: dict[str, str], report: Reporter | None, seed: int,
 ) -> float:
     """One shortened distillation in a nested MLflow run; returns its last val top-1 (the test
     split is never read by a trial)."""
     cfg = trial_config(job.params.distill, values, job.cfg.epochs)
     with tempfile.TemporaryDirectory(prefix="sakd-tune-") as tmp:
-        d = build(cfg, strategy, Path(tmp) / "run.pt")
+        d = build(cfg, strategy, Path(tmp) / "run.pt", seed)
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
             if report is None:
@@ -78,21 +79,28 @@ def make_trainer(job: TuneJob, tracker: Tracker, build: Build) -> TrainFn:
     def train(setting: TrialSetting) -> float:
         return distill_trial(job, tracker, build, setting.values, STRATEGY,
                              name=f"trial-{setting.number}",
-                             tags={"optuna.trial": str(setting.number)}, report=setting.report)
+                             tags={"optuna.trial": str(setting.number)}, report=setting.report,
+                             seed=job.cfg.seed)
 
     return train
 
 
 def ensure_baseline(job: TuneJob, study: optuna.Study, tracker: Tracker, build: Build,
-                    wait: bool = False) -> float | None:
-    """Fig. 4's dashed line: the `always` strategy, same epochs and seed; trained once per
-    study however many workers start (sakd.tuning.baseline). Run first, it also checks that
-    data and teacher load; wait=True (after the trials) waits for another worker's value."""
-    if not job.cfg.baseline:
+                    wait: bool = False) -> NoiseBand | None:
+    """Fig. 4's dashed line and noise band: the `always` strategy, same epochs, trained with
+    each of `sensitivity.baseline_seeds` seeds once per study however many workers start
+    (sakd.tuning.baseline). Run first, it also checks that data and teacher load. None: no
+    baseline configured, or (wait=False) some seed is still being trained by another worker;
+    wait=True (after the trials) waits for every seed."""
+    seeds = job.cfg.baseline_seed_list()
+    if not seeds:
         return None
 
-    def train() -> float:
-        return distill_trial(job, tracker, build, {}, "always", name="baseline-always",
-                             tags={"optuna.role": "baseline"}, report=None)
+    def train(seed: int) -> float:
+        return distill_trial(job, tracker, build, {}, "always",
+                             name=f"baseline-always-seed{seed}",
+                             tags={"optuna.role": "baseline", "baseline.seed": str(seed)},
+                             report=None, seed=seed)
 
-    return baseline_once(study, study_lock(job.storage_url, job.study), train, wait)
+    values = baselines_once(study, study_lock(job.storage_url, job.study), train, seeds, wait)
+    return NoiseBand.from_values(values) if len(values) == len(seeds) else None

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 
 from sakd.config import Params
+from sakd.tuning.band import NoiseBand
 from sakd.tuning.hyperparams import HYPERPARAMS, LABELS, base_values
 from sakd.tuning.job import TuneJob
 from sakd.tuning.plans import GridPlan, fixed_values, plan_for
@@ -56,7 +57,16 @@ def space_description(params: Params) -> dict[str, str]:
     return out
 
 
-def sensitivity_outputs(job: TuneJob, study: optuna.Study, baseline: float | None,
+def baseline_columns(baseline: NoiseBand | None) -> dict[str, float | int | None]:
+    """The baseline on every row of a Fig. 4 CSV: mean, sample sd (empty for one seed) and the
+    number of seeds, so the data behind the band travels with the plot."""
+    if baseline is None:
+        return {"always_top1": None, "always_std": None, "always_seeds": 0}
+    return {"always_top1": baseline.mean, "always_std": baseline.std,
+            "always_seeds": baseline.n}
+
+
+def sensitivity_outputs(job: TuneJob, study: optuna.Study, baseline: NoiseBand | None,
                         plots_link: str, metrics_link: str) -> SensitivityOutputs:
     """Everything the report shows, from the study as it is now; `plots_link` and
     `metrics_link` are the plots folder and metrics file relative to the report."""
@@ -75,9 +85,9 @@ def sensitivity_outputs(job: TuneJob, study: optuna.Study, baseline: float | Non
     figures = []
     for axis, log_x in FIG4_AXES:
         points = sweep(rows, axis, s.mode, base)
-        plots[f"{axis}.csv"] = Table(
-            [{axis: x, "val_top1": y, "always_top1": baseline} for x, y in points],
-            [axis, "val_top1", "always_top1"])
+        always = baseline_columns(baseline)
+        plots[f"{axis}.csv"] = Table([{axis: x, "val_top1": y, **always} for x, y in points],
+                                     [axis, "val_top1", *always])
         rng = getattr(s.search, axis) if s.mode == "search" else None
         rng = rng if rng is not None and rng.active else None
         plots[f"{axis}.png"] = sweep_png(

@@ -1,5 +1,6 @@
-"""Fig. 4 (accuracy against beta3 and against tau0, standard distillation dashed) and the
-optimisation history, rendered to PNG bytes with no software/date metadata.
+"""Fig. 4 (accuracy against beta3 and against tau0, standard distillation dashed with its
+noise band over seeds) and the optimisation history, rendered to PNG bytes with no
+software/date metadata.
 
 The history is Optuna's own plot (`optuna.visualization.matplotlib.plot_optimization_history`)
 with the `always` baseline added. Fig. 4 stays custom: Optuna's slice plot has no reference
@@ -18,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from sakd.tuning.band import NoiseBand
+
 YLABEL = "validation top-1 (%)"
 
 
@@ -29,11 +32,20 @@ def _png(fig: Figure, dpi: int) -> bytes:
     return buf.getvalue()
 
 
-def _finish(ax, xlabel: str, title: str, baseline: float | None, has_data: bool) -> None:
-    """The baseline line, labels, title, grid and legend every chart here shares."""
+def _draw_baseline(ax, baseline: NoiseBand) -> None:
+    """The mean as the dashed line and mean ± 1 sample sd shaded behind it, so a reader sees
+    which trials differ from standard distillation by more than seed noise. One seed has no
+    spread: the line alone, its label says so."""
+    if baseline.low is not None and baseline.high is not None:
+        ax.axhspan(baseline.low, baseline.high, color="0.3", alpha=0.15, linewidth=0, zorder=0)
+    ax.axhline(baseline.mean, linestyle="--", color="0.3", linewidth=1.2,
+               label=baseline.label())
+
+
+def _finish(ax, xlabel: str, title: str, baseline: NoiseBand | None, has_data: bool) -> None:
+    """The baseline line and band, labels, title, grid and legend every chart here shares."""
     if baseline is not None:
-        ax.axhline(baseline, linestyle="--", color="0.3", linewidth=1.2,
-                   label=f"standard distillation (always): {baseline:.2f}%")
+        _draw_baseline(ax, baseline)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(YLABEL)
     ax.set_title(title, fontsize=10)
@@ -46,7 +58,7 @@ def sweep_png(
     points: Sequence[tuple[float, float]],
     xlabel: str,
     title: str,
-    baseline: float | None = None,
+    baseline: NoiseBand | None = None,
     log_x: bool = False,
     connect: bool = True,
     xlim: tuple[float, float] | None = None,
@@ -72,7 +84,7 @@ def sweep_png(
     return _png(fig, dpi)
 
 
-def history_png(study: optuna.Study, title: str, baseline: float | None = None,
+def history_png(study: optuna.Study, title: str, baseline: NoiseBand | None = None,
                 dpi: int = 120) -> bytes:
     """Optuna's optimisation history (each complete trial's value, the best so far) with the
     baseline; drawn under a private rc context (Optuna switches pyplot to its ggplot style)."""

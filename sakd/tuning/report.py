@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sakd.tuning.band import NoiseBand
 from sakd.tuning.hyperparams import HYPERPARAMS, LABELS, Value
 from sakd.tuning.results import TrialRow, best_row, state_counts
 
@@ -24,7 +25,7 @@ class StudySummary:
     target: int  # search: n_trials; grid: number of points
     space: dict[str, str]  # hyper-parameter -> how it is varied (or its fixed value)
     rows: list[TrialRow]
-    baseline: float | None  # `always` strategy, same length and seed
+    baseline: NoiseBand | None  # `always` strategy, same length, over its seeds
     importances: dict[str, float] = field(default_factory=dict)
     importance_note: str = ""
     figures: Sequence[tuple[str, str]] = ()  # (caption, path relative to the report)
@@ -32,18 +33,21 @@ class StudySummary:
 
 
 def summary_metrics(s: StudySummary) -> dict[str, Any]:
-    """metrics/sensitivity.json: best value and parameters, counts, the baseline."""
+    """metrics/sensitivity.json: best value and parameters, counts, the baseline (mean, sample
+    sd, number of seeds; sd null for one seed)."""
     best = best_row(s.rows)
     counts = state_counts(s.rows)
+    mean = s.baseline.mean if s.baseline is not None else None
     return {
         "study": s.study, "mode": s.mode, "dataset": s.dataset,
         "pair": f"{s.teacher}-{s.student}", "distiller": s.distiller,
         "best_value": best.value if best else None,
         "best_trial": best.number if best else None,
         "best_params": dict(best.values) if best else {},
-        "baseline_always_top1": s.baseline,
-        "gain_over_always": (best.value - s.baseline) if best and s.baseline is not None
-        else None,
+        "baseline_always_top1": mean,
+        "baseline_always_std": s.baseline.std if s.baseline is not None else None,
+        "baseline_seeds": s.baseline.n if s.baseline is not None else 0,
+        "gain_over_always": (best.value - mean) if best and mean is not None else None,
         "n_target": s.target, "n_complete": counts["COMPLETE"], "n_pruned": counts["PRUNED"],
         "n_failed": counts["FAIL"], "n_interrupted": counts["INTERRUPTED"],
         "importance": s.importances,
@@ -60,7 +64,8 @@ def _fmt(value: Value | float | None, digits: int = 4) -> str:
 
 def render_sensitivity(s: StudySummary) -> str:
     return "\n\n".join(part for part in (
-        _header(s), _best(s), _figures(s), _importance(s), _trials(s), _how_to_view(s),
+        _header(s), _best(s), _noise_floor(s), _figures(s), _importance(s), _trials(s),
+        _how_to_view(s),
     ) if part) + "\n"
 
 
@@ -86,15 +91,59 @@ def _header(s: StudySummary) -> str:
 
 def _best(s: StudySummary) -> str:
     best = best_row(s.rows)
-    base = (f"Standard distillation (`always`, same epochs and seed): "
-            f"**{s.baseline:.2f}%**." if s.baseline is not None else "")
+    base = _baseline_sentence(s.baseline)
     if best is None:
         return f"## Best\n\nNo complete trial yet. {base}".rstrip()
-    gain = (f" ({best.value - s.baseline:+.2f} points over standard distillation)"
+    gain = (f" ({best.value - s.baseline.mean:+.2f} points over standard distillation)"
             if s.baseline is not None else "")
     params = ", ".join(f"{k} = {_fmt(best.values[k])}" for k in HYPERPARAMS)
     return (f"## Best\n\nTrial {best.number}: **{best.value:.2f}%**{gain} with {params}.\n\n"
             f"{base}").rstrip()
+
+
+def _baseline_sentence(b: NoiseBand | None) -> str:
+    """Standard distillation's value: the mean over its seeds, each seed's value listed."""
+    if b is None:
+        return ""
+    per_seed = ", ".join(f"{v:.2f}" for v in b.values)
+    seeds = ", ".join(map(str, b.seeds))
+    if b.std is None:
+        return (f"Standard distillation (`always`, same epochs, seed {seeds}): "
+                f"**{b.mean:.2f}%**.")
+    return (f"Standard distillation (`always`, same epochs, seeds {seeds}): "
+            f"**{b.mean:.2f} ± {b.std:.2f}%** (mean ± sample sd over {b.n} seeds: {per_seed}).")
+
+
+def _trial_list(rows: Sequence[TrialRow]) -> str:
+    return ", ".join(f"{r.number} ({r.value:.2f}%)" for r in rows) or "none"
+
+
+def _noise_floor(s: StudySummary) -> str:
+    """Which complete trials lie outside the `always` baseline's seed spread, in plain words:
+    the figure's band made explicit, so small differences are not read as findings."""
+    b = s.baseline
+    if b is None:
+        return ("## Noise floor\n\nNo `always` baseline was trained "
+                "(`sensitivity.baseline_seeds: 0`), so there is no seed spread to compare the "
+                "trials with: no difference between them is shown to be more than noise.")
+    if b.low is None or b.high is None:
+        return ("## Noise floor\n\nThe `always` baseline was trained with one seed, so its "
+                "spread over seeds is undefined and Fig. 4 draws no band. Set "
+                "`sensitivity.baseline_seeds` to 2 or more to see which differences exceed "
+                "seed noise; until then no difference here is evidence on its own.")
+    complete = [r for r in s.rows if r.state == "COMPLETE"]
+    sides = {side: [r for r in complete if b.side(r.value) == side]
+             for side in ("above", "inside", "below")}
+    return (
+        f"## Noise floor\n\nThe shaded band of Fig. 4 is the `always` baseline's mean ± 1 "
+        f"sample sd over {b.n} seeds: {b.low:.2f}–{b.high:.2f}%. It is a yardstick of seed "
+        f"noise (each trial ran one seed), not a significance test.\n\n"
+        f"- Above the band (better than standard distillation by more than seed noise): "
+        f"{_trial_list(sides['above'])}.\n"
+        f"- Below the band (worse by more than seed noise): {_trial_list(sides['below'])}.\n"
+        f"- Inside the band: {_trial_list(sides['inside'])}. Differences inside it, between "
+        f"these trials or against standard distillation, are not evidence."
+    )
 
 
 def _figures(s: StudySummary) -> str:
