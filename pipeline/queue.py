@@ -98,6 +98,8 @@ def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = Fals
         raise UserError(f"--jobs must be at least 1, not {jobs}")
     tag = secrets.token_hex(3)
     commands = plan(stage_names(root), jobs, part, tag)
+    if not dry_run:
+        open_stores(root)
     for command in commands:
         echo(f"$ {shlex.join(command)}")
         if not dry_run:
@@ -109,6 +111,14 @@ def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = Fals
              "pushed, `dvc pull --run-cache && dvc repro` on one machine restores them all and "
              "writes the report")
     return commands
+
+
+def open_stores(root: Path) -> None:
+    """The MLflow store every worker writes to, created here before the workers start (two
+    workers creating a new database at once break MLflow's migration)."""
+    from pipeline.settings import make_tracker, read_params
+
+    make_tracker(read_params(root / "params.yaml"), root).open_store()
 
 
 def _check_queue(root: Path, tag: str) -> None:

@@ -161,6 +161,12 @@ class MLflowTracker(Tracker):
         run = self._mlflow.active_run()
         return run.info.run_id if run else None
 
+    def open_store(self) -> None:
+        """A database store creates its tables on first use, and MLflow's migration fails
+        when two processes run it at once ("expected to match one row ... in
+        'alembic_version'"): whoever starts parallel workers opens the store first."""
+        self._mlflow.MlflowClient(self.tracking_uri).search_experiments(max_results=1)
+
     def _experiment_id(self, name: str) -> str:
         client = self._mlflow.MlflowClient(self.tracking_uri)
         exp = client.get_experiment_by_name(name)

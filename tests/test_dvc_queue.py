@@ -34,7 +34,7 @@ def _project(dest: Path) -> None:
                       "student": "resnet8"}], "distillers": ["kd"],
                       "strategies": STRATEGIES, "seeds": SEEDS}
     for section in ("pretrain", "distill"):
-        params[section].update(epochs=1, milestones=[1])
+        params[section].update(epochs=2, milestones=[1])
     params["distill"]["decision_grid"] = 0
     sens = params["sensitivity"]
     sens.update(epochs=1, n_trials=1)
