@@ -143,7 +143,8 @@ def _routes_section(figures: Sequence[RouteFigure]) -> str:
     out = [
         "## Where the adaptive strategy distills (Fig. 3)",
         "Each curve is the fraction of training samples the policy chose to distill at one spot, "
-        "per epoch, under the adaptive strategy (mean over seeds). Spots use the paper's "
+        "per epoch, under the adaptive strategy (mean over seeds; the shaded band is the "
+        "min-max over seeds). Spots use the paper's "
         "numbering (spot k = output of block k; `logits` = the KL spot). In the paper's Fig. 3 "
         "the probabilities start low (the policy is untrained), rise quickly as it learns that "
         "the teacher's blocks help, then fall again at shallow spots while deep spots and the "

@@ -28,7 +28,7 @@ def _png(fig: Figure, dpi: int) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     # No software/date metadata: the same data gives the same bytes (stable DVC hashes).
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -50,8 +50,9 @@ def _finish(ax, xlabel: str, title: str, baseline: NoiseBand | None, has_data: b
     ax.set_ylabel(YLABEL)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    if has_data or baseline is not None:
-        ax.legend(fontsize=8, loc="best")
+    ax.margins(y=0.12)  # trials at the band's edge stay clear of the frame
+    if has_data or baseline is not None:  # below the axes: never over a trial or the band
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
 
 
 def sweep_png(
