@@ -14,10 +14,10 @@ from pipeline.cli_common import ParamsOpt, RootOpt, load_context, user_errors_ex
 def register(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
     """Register each pair's best student (by val top-1) in MLflow with alias `champion`."""
     from pipeline.register import run_register
-    from sakd.tracking import resolve_tracking_uri
+    from pipeline.settings import tracking_uri
 
     p, root_dir = load_context(params, root)
-    out = run_register(p, root_dir, resolve_tracking_uri(p.tracking.uri, root_dir))
+    out = run_register(p, root_dir, tracking_uri(p.tracking.uri, root_dir))
     typer.echo(f"wrote {out}")
 
 
@@ -45,12 +45,12 @@ def export(
     """Export a trained network and verify the file against PyTorch on a fixed batch."""
     from pipeline.export import run_export
     from pipeline.paths import find_root
-    from sakd.tracking import resolve_tracking_uri
+    from pipeline.settings import tracking_uri
 
     root_dir = (root or find_root()).resolve()
     configured = None
     if (root_dir / params).is_file() or params.is_file():
         configured = load_context(params, root)[0].tracking.uri
-    done = run_export(source, fmt, output, resolve_tracking_uri(configured, root_dir), atol)
+    done = run_export(source, fmt, output, tracking_uri(configured, root_dir), atol)
     typer.echo(f"wrote {done.path} ({done.format}); verified on a batch of {done.batch}: max abs "
                f"logit difference {done.max_abs_diff:.2e} <= {done.atol:g}")

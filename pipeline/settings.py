@@ -97,12 +97,18 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+def tracking_uri(configured: str | None, root: Path) -> str:
+    """The MLflow store of the repository DVC came from (also from a DVC temp workspace, where
+    `root` is the copy): every stage that reads or writes runs must agree on it."""
+    return resolve_tracking_uri(configured, store_root(root))
+
+
 def make_tracker(params: Params, root: Path) -> Tracker:
     """MLflow in the original repository (also from a DVC temp workspace), every run tagged
     with the DVC experiment it belongs to."""
-    stores = store_root(root)
-    uri = resolve_tracking_uri(params.tracking.uri, stores)
-    return MLflowTracker(uri, artifact_root=stores / "mlruns", default_tags=dvc_experiment_tags(),
+    return MLflowTracker(tracking_uri(params.tracking.uri, root),
+                         artifact_root=store_root(root) / "mlruns",
+                         default_tags=dvc_experiment_tags(),
                          system_metrics=params.tracking.system_metrics)
 
 

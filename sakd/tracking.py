@@ -22,6 +22,17 @@ EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
 MODEL_NAME = "model"  # runs:/<run id>/model is a run's trained network (student or teacher)
 
 
+class StoppedEarly(Exception):
+    """Raised inside a run that was stopped on purpose (an Optuna trial the pruner stopped):
+    the run ends KILLED, not FAILED, so the UI does not report a failure that never happened."""
+
+
+def _end_status(err: BaseException | None) -> str:
+    if err is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(err, StoppedEarly) else "FAILED"
+
+
 class Tracker:
     """What training code may record. Subclasses implement the backend."""
 
@@ -102,9 +113,9 @@ class MemoryTracker(Tracker):
         self._stack.append(run_id)
         try:
             yield run_id
-            self.runs[run_id]["status"] = "FINISHED"
-        except BaseException:
-            self.runs[run_id]["status"] = "FAILED"
+            self.runs[run_id]["status"] = _end_status(None)
+        except BaseException as err:
+            self.runs[run_id]["status"] = _end_status(err)
             raise
         finally:
             self._stack.pop()
@@ -203,8 +214,12 @@ class MLflowTracker(Tracker):
             items = [(k, str(v)[:6000]) for k, v in params.items()]
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i : i + 100]))
-        with active as r:
-            yield r.info.run_id
+        try:  # not `with active`: it ends every exception's run FAILED
+            yield active.info.run_id
+        except BaseException as err:
+            mlflow.end_run(_end_status(err))
+            raise
+        mlflow.end_run(_end_status(None))
 
     def close_orphans(self, experiment, run_name, keep=None):
         client = self._mlflow.MlflowClient(self.tracking_uri)

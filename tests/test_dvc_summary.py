@@ -63,3 +63,17 @@ def test_resume_state_is_not_a_dvc_output(tmp_path):
     layout = Layout(tmp_path, "digits")
     ckpt = layout.pretrained("resnet8")
     assert layout.resume(ckpt) == tmp_path / ".sakd" / "resume" / ckpt.relative_to(tmp_path)
+
+
+def test_every_stage_reads_mlflow_from_the_repository_dvc_came_from(tmp_path, monkeypatch):
+    """The register stage of a `--temp`/queued experiment must find the runs the distill
+    stages logged: the tracking URI is the origin's, not the temp copy's."""
+    from pipeline.settings import tracking_uri
+
+    origin, temp = tmp_path / "repo", tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "x"
+    temp.mkdir(parents=True)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(origin))
+    assert tracking_uri(None, temp) == f"sqlite:///{origin.resolve() / 'mlflow.db'}"
+    monkeypatch.delenv("DVC_ROOT")
+    assert tracking_uri(None, temp) == f"sqlite:///{temp.resolve() / 'mlflow.db'}"

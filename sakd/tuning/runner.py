@@ -19,6 +19,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from sakd.tracking import StoppedEarly
 from sakd.tuning.budget import FAIL_REASON, INTERRUPTED, TrialClaimer
 from sakd.tuning.heartbeat import HEARTBEAT_S, Heartbeat
 from sakd.tuning.hyperparams import Value
@@ -38,13 +39,17 @@ class TrialSetting:
 TrainFn = Callable[[TrialSetting], float]
 
 
+class PrunedRun(optuna.TrialPruned, StoppedEarly):
+    """Optuna sees a pruned trial; the trial's MLflow run ends KILLED (stopped on purpose)."""
+
+
 def epoch_reporter(trial: optuna.Trial) -> Reporter:
     """Report the epoch's validation top-1; raise TrialPruned when the pruner says so."""
 
     def report(epoch: int, value: float) -> None:
         trial.report(value, step=epoch)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} (val top-1 {value:.2f}%)")
+            raise PrunedRun(f"pruned after epoch {epoch} (val top-1 {value:.2f}%)")
 
     return report
 
