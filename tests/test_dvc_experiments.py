@@ -6,7 +6,6 @@ the repository's mlflow.db, top-level plots that render, and push -> fresh clone
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,15 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
-
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-
-
-def _sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    assert run.returncode == 0, f"{cmd}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-    return run.stdout + run.stderr
+from tests.projects import GIT, clean_env, copy_project
+from tests.projects import sh as _sh
 
 
 def _json(cmd: list[str], cwd: Path, env: dict[str, str]):
@@ -32,12 +24,7 @@ def _json(cmd: list[str], cwd: Path, env: dict[str, str]):
 
 
 def _project(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if not name.startswith("tests/") and (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    copy_project(dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["runs"] = {"pretrain": ["resnet14", "resnet8"], "pairs": [{"teacher": "resnet14",
                       "student": "resnet8"}], "distillers": ["at"],
@@ -56,8 +43,7 @@ def test_dvc_experiments_workflow(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _project(repo)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "SAKD_OPTUNA_STORAGE") and not k.startswith("DVC_")}
+    env = clean_env()
     _sh(["git", "init", "-q"], repo, env)
     _sh(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], repo, env)
     _sh([*GIT, "add", "-A"], repo, env)

@@ -6,9 +6,6 @@ must hold every cell exactly once, and `dvc status` must be clean afterwards."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -16,19 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.projects import GIT, clean_env, copy_project, sh
 
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 STRATEGIES, SEEDS = ["adaptive", "always"], [0, 1]
 
 
 def _project(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if not name.startswith("tests/") and (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    copy_project(dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["runs"] = {"pretrain": ["resnet14", "resnet8"], "pairs": [{"teacher": "resnet14",
                       "student": "resnet8"}], "distillers": ["kd"],
@@ -43,24 +34,17 @@ def _project(dest: Path) -> None:
     (dest / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def _sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
-    assert run.returncode == 0, f"{cmd}:\n{run.stdout[-4000:]}\n{run.stderr[-3000:]}"
-    return run.stdout + run.stderr
-
-
 @pytest.mark.slow
 def test_two_queue_workers_run_the_matrix_and_the_report_holds_every_cell_once(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _project(repo)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "SAKD_OPTUNA_STORAGE") and not k.startswith("DVC_")}
-    _sh(["git", "init", "-q"], repo, env)
-    _sh([*GIT, "add", "-A"], repo, env)
-    _sh([*GIT, "commit", "-qm", "study"], repo, env)
+    env = clean_env()
+    sh(["git", "init", "-q"], repo, env)
+    sh([*GIT, "add", "-A"], repo, env)
+    sh([*GIT, "commit", "-qm", "study"], repo, env)
 
-    said = _sh([sys.executable, "-m", "pipeline.cli", "queue", "--jobs", "2"], repo, env)
+    said = sh([sys.executable, "-m", "pipeline.cli", "queue", "--jobs", "2"], repo, env)
     assert "$ dvc exp run --run-all --jobs 2" in said
     assert said.count("$ dvc exp run --queue") == 2 + 2 + 1  # teachers; kd x 2 strategies; tune
 
@@ -85,5 +69,5 @@ def test_two_queue_workers_run_the_matrix_and_the_report_holds_every_cell_once(t
     assert Counter(r.data.tags["arch"] for r in runs("sakd-pretrain")) == Counter(
         {"resnet14": 1, "resnet8": 1})
 
-    status = _sh(["dvc", "status"], repo, env)
+    status = sh(["dvc", "status"], repo, env)
     assert "up to date" in status, status

@@ -42,22 +42,27 @@ def worker(url: str, log: str, barrier, results) -> None:
     results.put((first, final))
 
 
-@pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_two_workers_train_the_baseline_once(tmp_path, kind):
-    url = (f"journal:{tmp_path / 'optuna.journal'}" if kind == "journal"
-           else f"sqlite:///{tmp_path / 'optuna.db'}")
-    _study(url)  # created once, as `sakd tune` does before starting workers
-    log = tmp_path / "trained.log"
+def _two_workers(target, url: str, log: Path) -> list:
+    """Start two spawned workers together (a barrier), wait, and return what each reported."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(url, str(log), barrier, results))
+    procs = [ctx.Process(target=target, args=(url, str(log), barrier, results))
              for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
-    outcomes = sorted((results.get(timeout=5) for _ in procs), key=str)
+    return [results.get(timeout=5) for _ in procs]
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_two_workers_train_the_baseline_once(tmp_path, kind):
+    url = (f"journal:{tmp_path / 'optuna.journal'}" if kind == "journal"
+           else f"sqlite:///{tmp_path / 'optuna.db'}")
+    _study(url)  # created once, as `sakd tune` does before starting workers
+    log = tmp_path / "trained.log"
+    outcomes = sorted(_two_workers(worker, url, log), key=str)
     assert len(Path(log).read_text().split()) == 1  # trained by one worker only
     assert [final for _, final in outcomes] == [42.0, 42.0]  # both report its value
     assert sorted(str(first) for first, _ in outcomes) == ["42.0", "None"]
@@ -113,16 +118,7 @@ def test_two_workers_train_each_baseline_seed_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     _study(url)
     log = tmp_path / "trained.log"
-    ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=seeds_worker, args=(url, str(log), barrier, results))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0]
-    outcomes = [results.get(timeout=5) for _ in procs]
+    outcomes = _two_workers(seeds_worker, url, log)
     trained = sorted(int(line.split()[1]) for line in log.read_text().splitlines())
     assert trained == SEEDS  # every seed once, whichever worker trained it
     expected = {5: 45.0, 6: 46.0, 7: 47.0}
