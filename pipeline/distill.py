@@ -117,8 +117,7 @@ def run_distill_cell(
     A finished seed's state stays in the resume folder until the last seed is done, so a stage
     killed part-way (whose outputs DVC deletes before running it again) retrains only the seeds
     that had not finished."""
-    tracker = tracker or make_tracker(params, root)  # one MLflow store for every seed
-    out: dict[int, dict] = {}
+    out: dict[int, dict] = {}  # (MLflow keeps one store per URI: opened once for all seeds)
     for seed in seeds:
         out[seed] = run_distill(params, root, teacher, student, distiller, strategy, seed,
                                 tracker=tracker, progress=progress, keep_resume=True)

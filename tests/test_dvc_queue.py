@@ -71,3 +71,50 @@ def test_two_queue_workers_run_the_matrix_and_the_report_holds_every_cell_once(t
 
     status = sh(["dvc", "status"], repo, env)
     assert "up to date" in status, status
+
+
+@pytest.mark.slow
+def test_slices_on_two_machines_then_one_repro_restores_every_stage(tmp_path):
+    """The README's several-machines recipe on one machine: two clones each run their slice
+    against one MLflow store and one DVC remote (run-cache pushed), a third clone pulls and
+    its `dvc repro` retrains nothing."""
+    origin, remote = tmp_path / "origin", tmp_path / "remote"
+    origin.mkdir()
+    _project(origin)
+    env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'shared-mlflow.db'}"}
+    sh(["git", "init", "-q"], origin, env)
+    sh(["dvc", "remote", "add", "-d", "shared", str(remote)], origin, env)
+    sh([*GIT, "add", "-A"], origin, env)
+    sh([*GIT, "commit", "-qm", "study"], origin, env)
+    machines = []
+    for name in ("one", "two", "three"):
+        sh(["git", "clone", "-q", str(origin), str(tmp_path / name)], tmp_path, env)
+        machines.append(tmp_path / name)
+    one, two, three = machines
+    queue = [sys.executable, "-m", "pipeline.cli", "queue", "--jobs", "2", "--slice"]
+
+    sh(["dvc", "repro", "pretrain"], one, env)  # the teachers, once
+    sh(["dvc", "push", "--run-cache"], one, env)
+    said = sh([*queue, "1/2"], one, env)
+    assert "dvc push --run-cache" in said and "$ dvc repro\n" not in said
+    sh(["dvc", "push", "--run-cache"], one, env)
+    sh(["dvc", "pull", "--run-cache"], two, env)
+    sh([*queue, "2/2"], two, env)
+    sh(["dvc", "push", "--run-cache"], two, env)
+
+    sh(["dvc", "pull", "--run-cache"], three, env)
+    said = sh(["dvc", "repro"], three, env)
+    trained = [line for line in said.splitlines() if line.startswith("Running stage")
+               and any(g in line for g in ("'pretrain", "'distill", "'sensitivity"))]
+    assert trained == [], trained  # every training stage came from the run-cache
+    evaluated = json.loads((three / "metrics" / "evaluate" / "digits.json").read_text())
+    assert set(evaluated["students"]) == {
+        f"resnet14-resnet8/kd-{s}/seed{k}" for s in STRATEGIES for k in SEEDS}
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("sakd-distill")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    assert Counter(r.info.run_name for r in runs) == Counter(
+        {f"digits/resnet14-resnet8/kd-{s}/seed{k}": 1 for s in STRATEGIES for k in SEEDS})
