@@ -10,10 +10,9 @@ import typer
 
 from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
 from pipeline.cli_deploy import compression, export, register
-from pipeline.cli_tools import bench, queue, tune
+from pipeline.cli_tools import bench, preset, queue, tune
 from pipeline.errors import UserError
 from pipeline.names import check_names
-from pipeline.paths import find_root
 
 app = typer.Typer(
     help="Spot-adaptive knowledge distillation (SAKD): pipeline stages and tools.",
@@ -142,49 +141,7 @@ def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> Non
     typer.echo(f"wrote {out}")
 
 
-@app.command()
-@user_errors_exit_2
-def preset(
-    name: Annotated[
-        str | None,
-        typer.Argument(help="a preset in configs/ (e.g. cifar100_homogeneous) or a params file"),
-    ] = None,
-    list_presets: Annotated[
-        bool, typer.Option("--list", help="list the presets with their first comment line")
-    ] = False,
-    dvc_args: Annotated[
-        bool, typer.Option("--dvc-args", help="print `dvc exp run -S` overrides instead of "
-                           "writing params.yaml: `... --dvc-args | xargs dvc exp run --queue`")
-    ] = False,
-    params: ParamsOpt = Path("params.yaml"),
-    root: RootOpt = None,
-) -> None:
-    """Switch params.yaml to a paper experiment (validated first, then written atomically)."""
-    from pipeline import preset as presets
-
-    root_dir = (root or find_root()).resolve()
-    if list_presets:
-        found = presets.list_presets(root_dir)
-        if not found:
-            raise UserError(f"no presets in {root_dir / presets.PRESETS_DIR}")
-        width = max((len(p.name) for p in found), default=0)
-        for p in found:
-            typer.echo(f"{p.name:<{width}}  {p.summary}")
-        return
-    if name is None:
-        raise UserError("name a preset (see `sakd preset --list`) or a params file")
-    source = presets.resolve_preset(name, root_dir)
-    target = params if params.is_absolute() else root_dir / params
-    if dvc_args:
-        from pipeline.preset_args import preset_dvc_args
-
-        typer.echo(" ".join(preset_dvc_args(source, target)))
-        return
-    change = presets.apply_preset(source, target)
-    for line in presets.describe_change(change):
-        typer.echo(line)
-
-
+app.command()(preset)
 app.command()(tune)
 app.command()(queue)
 app.command()(bench)

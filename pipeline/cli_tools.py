@@ -1,4 +1,5 @@
-"""The `sakd` tools beside the DVC stages: `tune` (the sensitivity study), `bench`, `queue`."""
+"""The `sakd` tools beside the DVC stages: `tune` (the sensitivity study), `bench`, `queue`
+(stages N at a time) and `preset` (switch to a paper experiment)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
+from pipeline.errors import UserError
+from pipeline.paths import find_root
 
 
 def _switch(name: str, help: str) -> Any:
@@ -110,6 +113,9 @@ def queue(
         str, typer.Option("--slice", help="i/m: this machine's share of each wave (1/2, 2/2); "
                           "then `dvc push --run-cache`, and one machine repros the rest")
     ] = "1/1",
+    pull: Annotated[bool, typer.Option("--pull", help="restore stages other machines ran "
+                                       "from the DVC remote (after `dvc fetch --run-cache`)")
+                    ] = False,
     root: RootOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the DVC commands only")
                        ] = False,
@@ -117,7 +123,49 @@ def queue(
     """Run the study's independent stages N at a time through DVC's experiment queue (teachers,
     then distillation stages and the sensitivity study), then `dvc repro` restores them all
     from the run-cache and writes the report."""
-    from pipeline.paths import find_root
     from pipeline.queue import Slice, run_queue
 
-    run_queue(root or find_root(), jobs, Slice.parse(part), dry_run=dry_run, echo=typer.echo)
+    run_queue(root or find_root(), jobs, Slice.parse(part), dry_run=dry_run, echo=typer.echo,
+              pull=pull)
+
+
+@user_errors_exit_2
+def preset(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="a preset in configs/ (e.g. cifar100_homogeneous) or a params file"),
+    ] = None,
+    list_presets: Annotated[
+        bool, typer.Option("--list", help="list the presets with their first comment line")
+    ] = False,
+    dvc_args: Annotated[
+        bool, typer.Option("--dvc-args", help="print `dvc exp run -S` overrides instead of "
+                           "writing params.yaml: `... --dvc-args | xargs dvc exp run --queue`")
+    ] = False,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = None,
+) -> None:
+    """Switch params.yaml to a paper experiment (validated first, then written atomically)."""
+    from pipeline import preset as presets
+
+    root_dir = (root or find_root()).resolve()
+    if list_presets:
+        found = presets.list_presets(root_dir)
+        if not found:
+            raise UserError(f"no presets in {root_dir / presets.PRESETS_DIR}")
+        width = max((len(p.name) for p in found), default=0)
+        for p in found:
+            typer.echo(f"{p.name:<{width}}  {p.summary}")
+        return
+    if name is None:
+        raise UserError("name a preset (see `sakd preset --list`) or a params file")
+    source = presets.resolve_preset(name, root_dir)
+    target = params if params.is_absolute() else root_dir / params
+    if dvc_args:
+        from pipeline.preset_args import preset_dvc_args
+
+        typer.echo(" ".join(preset_dvc_args(source, target)))
+        return
+    change = presets.apply_preset(source, target)
+    for line in presets.describe_change(change):
+        typer.echo(line)

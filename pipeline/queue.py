@@ -6,12 +6,14 @@ study do not depend on one another, so each is queued as a DVC experiment of its
 (`dvc exp run --run-all -j N`), each worker on its own device (pipeline/slots.py). Every stage
 a worker finishes is saved in DVC's run-cache, in the cache the queue shares with the
 workspace, so the closing `dvc repro` restores each one where a sequential run puts it
-(nothing retrains) and then runs evaluate, compression, report and register. The report thus
+(nothing retrains) and then runs evaluate, compression, report and register: the report
 covers every stage that ran, whichever worker ran it, and every MLflow run exists once.
+(`dvc push --run-cache` uploads run-cache entries but not the outputs of stages that ran only
+in experiments: restoring them into the workspace is also what lets `dvc push` share them.)
 
 DVC does the scheduling; this module only lists the stages (DVC's own names, from
 `dvc stage list`), and prints each DVC command before it runs it, so a user can replay or split
-the work by hand (README, "Many cells at once").
+the work by hand (README, "Many stages at once").
 """
 
 from __future__ import annotations
@@ -71,17 +73,25 @@ def experiment_name(stage: str, tag: str) -> str:
     return f"{stage.replace('@', '-')}-{tag}"
 
 
-def plan(stages: Sequence[str], jobs: int, part: Slice = Slice(),
-         tag: str = "q") -> list[list[str]]:
-    """Every DVC command `sakd queue` runs, in order."""
-    commands = [["dvc", "repro", *FIRST]]
+def plan(stages: Sequence[str], jobs: int, part: Slice = Slice(), tag: str = "q",
+         pull: bool = False) -> list[list[str]]:
+    """Every DVC command `sakd queue` runs, in order. `pull`: restore stages other machines
+    ran from the DVC remote (their run-cache entries fetched with `dvc fetch --run-cache`).
+
+    The closing `dvc repro` restores the queued stages into the workspace from the run-cache
+    (their outputs and dvc.lock entries, so `dvc push` uploads them). With the whole matrix it
+    is a plain `dvc repro` that also writes the report; a slice repros only its own stages
+    (a plain one would train the other slices' stages here)."""
+    also = ["--pull"] if pull else []
+    commands = [["dvc", "repro", *also, *FIRST]]
+    queued: list[str] = []
     for wave in waves(stages, part):
         if wave:
-            commands += [["dvc", "exp", "run", "--queue", "-n", experiment_name(stage, tag),
-                          stage] for stage in wave]
+            commands += [["dvc", "exp", "run", "--queue", *also, "-n",
+                          experiment_name(stage, tag), stage] for stage in wave]
             commands.append(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)])
-    if part.count == 1:  # one machine ran everything: restore it all, then the report
-        commands.append(["dvc", "repro"])
+            queued += wave
+    commands.append(["dvc", "repro", *also, *(queued if part.count > 1 else [])])
     return commands
 
 
@@ -92,12 +102,12 @@ def stage_names(root: Path) -> list[str]:
 
 
 def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = False,
-              echo: Callable[[str], None] = print) -> list[list[str]]:
+              echo: Callable[[str], None] = print, pull: bool = False) -> list[list[str]]:
     """Run the plan (or only print it); a failing DVC command stops here with its name."""
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {jobs}")
     tag = secrets.token_hex(3)
-    commands = plan(stage_names(root), jobs, part, tag)
+    commands = plan(stage_names(root), jobs, part, tag, pull)
     if not dry_run:
         open_stores(root)
     for command in commands:
@@ -107,9 +117,9 @@ def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = Fals
             if command[1:4] == ["exp", "run", "--run-all"]:
                 _check_queue(root, tag)
     if part.count > 1 and not dry_run:
-        echo("this machine's share is done: `dvc push --run-cache` here; once every share is "
-             "pushed, `dvc pull --run-cache && dvc repro` on one machine restores them all and "
-             "writes the report")
+        echo("this machine's share is done and in the workspace: `dvc push --run-cache` "
+             "uploads it; once every share is pushed, `dvc fetch --run-cache && dvc repro "
+             "--pull` on one machine restores them all and writes the report")
     return commands
 
 

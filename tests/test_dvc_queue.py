@@ -98,12 +98,12 @@ def test_slices_on_two_machines_then_one_repro_restores_every_stage(tmp_path):
     said = sh([*queue, "1/2"], one, env)
     assert "dvc push --run-cache" in said and "$ dvc repro\n" not in said
     sh(["dvc", "push", "--run-cache"], one, env)
-    sh(["dvc", "pull", "--run-cache"], two, env)
-    sh([*queue, "2/2"], two, env)
+    sh(["dvc", "fetch", "--run-cache"], two, env)
+    sh([*queue, "2/2", "--pull"], two, env)
     sh(["dvc", "push", "--run-cache"], two, env)
 
-    sh(["dvc", "pull", "--run-cache"], three, env)
-    said = sh(["dvc", "repro"], three, env)
+    sh(["dvc", "fetch", "--run-cache"], three, env)
+    said = sh(["dvc", "repro", "--pull"], three, env)
     trained = [line for line in said.splitlines() if line.startswith("Running stage")
                and any(g in line for g in ("'pretrain", "'distill", "'sensitivity"))]
     assert trained == [], trained  # every training stage came from the run-cache

@@ -45,8 +45,14 @@ def test_slices_split_each_wave_and_leave_the_report_to_one_machine():
     ours = [w for p in (first, second) for w in waves(STAGES, p)]
     queued = sorted(s for w in ours for s in w)
     assert queued == sorted(s for w in waves(STAGES) for s in w)  # each stage exactly once
-    assert plan(STAGES, 2, first)[-1][:4] == ["dvc", "exp", "run", "--run-all"][:4]
-    assert ["dvc", "repro"] not in plan(STAGES, 2, first)
+    closing = plan(STAGES, 2, first)[-1]  # restores only this slice's stages, no report
+    assert closing == ["dvc", "repro", *(s for w in waves(STAGES, first) for s in w)]
+    assert "evaluate" not in closing and "pretrain@resnet8" not in closing
+
+
+def test_pull_restores_what_other_machines_ran_from_the_remote():
+    commands = plan(STAGES, 2, Slice.parse("2/2"), pull=True)
+    assert all("--pull" in c for c in commands if "--run-all" not in c)
 
 
 @pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
