@@ -115,3 +115,19 @@ def test_cpu_threads_are_split_between_the_workers():
     assert queue_jobs({"SAKD_QUEUE_JOBS": "4"}) == 4 and queue_jobs({}) == 1
     with pytest.raises(ValueError, match="SAKD_QUEUE_JOBS"):
         queue_jobs({"SAKD_QUEUE_JOBS": "zero"})
+
+
+def test_a_failed_queued_stage_stops_the_queue_naming_it(monkeypatch):
+    """DVC prints a failed experiment but exits 0; `sakd queue` must not go on to a report
+    that silently lacks (or retrains) that stage. Failures of earlier queues are not ours."""
+    import pipeline.queue as q
+
+    status = ("Task     Name                           Created    Status\n"
+              "4a42d5e  pretrain-resnet14-old123       04:58 AM   Failed\n"
+              "535833a  distill-pair0-kd-always-ab12cd 04:59 AM   Failed\n"
+              "23a9242  sensitivity-ab12cd             04:59 AM   Success\n")
+    monkeypatch.setattr(q, "_dvc", lambda *a, **k: status)
+    with pytest.raises(UserError, match="distill-pair0-kd-always-ab12cd") as err:
+        q._check_queue(REPO, "ab12cd")
+    assert "old123" not in str(err.value) and "dvc queue logs" in str(err.value)
+    q._check_queue(REPO, "zz9999")  # none of this run's stages failed: nothing raised
