@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.errors import UserError
 from pipeline.paths import store_root
 
 JOBS_ENV = "SAKD_QUEUE_JOBS"
@@ -49,14 +50,15 @@ def slot_device(slot: int, gpus: int) -> torch.device:
 
 
 def queue_jobs(env: dict[str, str] | None = None) -> int:
-    """Workers running at once ($SAKD_QUEUE_JOBS, default 1); a bad value is a clear error."""
+    """Workers running at once ($SAKD_QUEUE_JOBS, default 1); a bad value stops the stage
+    with one line (exit 2), before any training."""
     raw = (os.environ if env is None else env).get(JOBS_ENV, "1")
     try:
         jobs = int(raw)
     except ValueError:
         jobs = 0
     if jobs < 1:
-        raise ValueError(f"${JOBS_ENV} must be a positive integer, not {raw!r}")
+        raise UserError(f"${JOBS_ENV} must be a positive integer, not {raw!r}")
     return jobs
 
 

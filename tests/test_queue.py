@@ -68,7 +68,7 @@ def test_experiment_names_are_valid_git_refs():
     assert ok.returncode == 0
 
 
-def test_stage_names_are_dvcs_own(tmp_path):
+def test_stage_names_are_dvcs_own():
     names = stage_names(REPO)
     assert names[0] == "fetch" and "sensitivity" in names and names[-1] == "register"
     assert any(n.startswith("distill@") for n in names)
@@ -113,8 +113,9 @@ def test_slots_go_round_robin_over_the_gpus():
 def test_cpu_threads_are_split_between_the_workers():
     assert cpu_share(2, cores=16) == 8 and cpu_share(3, cores=2) == 1
     assert queue_jobs({"SAKD_QUEUE_JOBS": "4"}) == 4 and queue_jobs({}) == 1
-    with pytest.raises(ValueError, match="SAKD_QUEUE_JOBS"):
-        queue_jobs({"SAKD_QUEUE_JOBS": "zero"})
+    for bad in ("zero", "0", "-2"):
+        with pytest.raises(UserError, match="SAKD_QUEUE_JOBS"):
+            queue_jobs({"SAKD_QUEUE_JOBS": bad})
 
 
 def test_a_failed_queued_stage_stops_the_queue_naming_it(monkeypatch):
