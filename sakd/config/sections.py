@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sakd.config.base import (
     ConfigModel,
@@ -33,6 +41,14 @@ from sakd.config.base import (
 from sakd.config.errors import ConfigError, Problem, config_error, join_key
 
 
+class GlyphsConfig(ConfigModel):
+    """How the generated `glyphs` benchmark is drawn (docs/benchmark.md)."""
+
+    train_per_class: Annotated[int, Field(ge=2, le=100_000)] = 80  # before the val split
+    test_per_class: Annotated[int, Field(ge=1, le=100_000)] = 50
+    generation_seed: Seed = 0  # the images themselves (split_seed only picks the val rows)
+
+
 class DataConfig(ConfigModel):
     """Which dataset, where it lives, and how it is split and loaded."""
 
@@ -45,16 +61,38 @@ class DataConfig(ConfigModel):
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     imagenet_path: str | None = None  # imagenet: an existing ImageFolder tree (train/, val/)
     workers: Workers = 4  # streamed datasets (imagenet): DataLoader worker processes
+    glyphs: GlyphsConfig = GlyphsConfig()  # glyphs only: how it is generated
 
     def dataset_options(self) -> dict[str, Any]:
         """The chosen dataset's own options (what fetch_dataset / build_loaders take)."""
         keys = DATASET_OPTION_KEYS.get(self.dataset, {})
-        return {option: getattr(self, key) for option, key in keys.items()}
+        return {option: _lookup(self, key) for option, key in keys.items()}
+
+    @model_serializer(mode="wrap")
+    def _only_used_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the options of datasets not in use: they shape no run, so a run's params
+        hash (and MLflow params) stay what they were before such a section existed."""
+        data = handler(self)
+        for name in SECTION_OF_DATASET:
+            if name != self.dataset:
+                data.pop(name, None)
+        return data
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+SECTION_OF_DATASET = ("glyphs",)
+"""data.<name> sections that belong to one dataset (dumped only when it is the one used)."""
 
 
 DATASET_OPTION_KEYS: dict[str, dict[str, str]] = {
     "digits": {"test_fraction": "test_fraction", "split_seed": "split_seed"},
     "imagenet": {"path": "imagenet_path"},
+    "glyphs": {option: f"glyphs.{option}" for option in GlyphsConfig.model_fields},
 }
 """Per dataset: its loader option -> the data.* key that sets it."""
 
