@@ -6,7 +6,7 @@ makes sense.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,6 +30,7 @@ from sakd.config.base import (
     LearningRate,
     ModelName,
     RelativeRoot,
+    RouterLrScheduleName,
     Seed,
     StrategyName,
     TauScheduleName,
@@ -213,9 +214,13 @@ class DistillConfig(Schedule):
     teacher_trainable: Literal["frozen", "scratch", "pretrained"] = "frozen"
     teacher_loss: Literal["own_ce", "all"] = "own_ce"  # a trained teacher learns from: ...
     router_lr_ratio: Annotated[float, Field(gt=0, le=1e3)] = 0.5
+    # the router's lr per epoch (sakd.spots.router_lr): follow_student | authors_trainable_teacher
+    router_lr_schedule: RouterLrScheduleName = "follow_student"
     router_weight_decay: Decay = 1e-3
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # distill.options.crd...
     decision_grid: Count = 32  # validation images in the Fig. 5-style decision grid artifact
+
+    hash_neutral_defaults: ClassVar[dict[str, Any]] = {"router_lr_schedule": "follow_student"}
 
     _check_options = field_validator("options")(_distiller_options)
     _gamma_mapping = field_validator("gamma", mode="before")(_gamma_mapping)
