@@ -1,4 +1,4 @@
-"""Rendering of the `glyphs` benchmark: look-alike characters in many fonts, distorted and cluttered.
+"""Rendering of the `glyphs` benchmark: look-alike characters, distorted and cluttered.
 
 Each class is one character; each image is that character in one of matplotlib's DejaVu fonts
 (Sans, Serif, Sans Mono; regular, bold, oblique, bold oblique), placed on a common baseline (so
