@@ -26,7 +26,7 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout, run_key
-from pipeline.settings import git_commit, make_tracker
+from pipeline.settings import git_commit, make_tracker, open_store_early
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
@@ -140,9 +140,10 @@ def run_distill(
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)
     resume = layout.resume(ckpt)
+    tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)
     d = build_distillation(params, root, teacher, student, distiller, strategy, seed, resume,
                            progress=progress)
-    tracker = tracker or make_tracker(params, root)
     spec = RunSpec(
         experiment=f"{params.tracking.experiment_prefix}-distill",
         name=f"{params.data.dataset}/{key}", tags=d.tags, params=d.params,

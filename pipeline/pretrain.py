@@ -14,7 +14,7 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, make_tracker
+from pipeline.settings import git_commit, make_tracker, open_store_early
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
 from sakd.tracking import Tracker
@@ -32,6 +32,8 @@ def run_pretrain(
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
+    tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)
     device = training_device(params.runtime, root)
     run = built = build_supervised_run(params, root / data.root, device, arch)
     ckpt = layout.pretrained(arch)
@@ -56,7 +58,6 @@ def run_pretrain(
         tags=tags,
         params={**flatten(data, "data"), **flatten(cfg, "pretrain"), "arch": arch},
     )
-    tracker = tracker or make_tracker(params, root)
     metrics: dict = {}
 
     def finish(history: list[dict]) -> None:
