@@ -5,8 +5,13 @@ loaded: it could run anything."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 from torch import nn
 
@@ -56,6 +61,9 @@ def load_from_mlflow(uri: str, tracking_uri: str) -> tuple[nn.Module, Shape]:
     with tempfile.TemporaryDirectory(prefix="sakd-model-") as tmp:
         folder = _download(uri, tracking_uri, Path(tmp))
         weights = folder / WEIGHTS_PATH
+        if not (folder / "MLmodel").is_file():
+            raise UserError(f"MLflow model {uri} has no files in the store: its artifacts "
+                            f"(under mlruns/) were deleted or moved. Restore them, or retrain")
         if not weights.is_file():
             raise UserError(
                 f"MLflow model {uri} carries no {WEIGHTS_PATH} (plain weights), so it was not "
@@ -75,7 +83,7 @@ def _download(uri: str, tracking_uri: str, folder: Path) -> Path:
     from mlflow.exceptions import MlflowException
 
     try:
-        with store_errors(tracking_uri):
+        with store_errors(tracking_uri), _quiet():
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=uri, dst_path=str(folder), tracking_uri=tracking_uri)
     except (MlflowException, OSError) as err:
@@ -84,3 +92,17 @@ def _download(uri: str, tracking_uri: str, folder: Path) -> Path:
                         f"Check the URI and that the store's artifacts (mlruns/) are "
                         f"there") from None
     return Path(local)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No progress bar (a few small files) and no "No artifacts found" log line: the error
+    that follows says it in one line."""
+    logger = logging.getLogger("mlflow.store.artifact.artifact_repo")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with mock.patch.dict(os.environ, {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}):
+            yield
+    finally:
+        logger.setLevel(level)
