@@ -17,6 +17,7 @@ from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, open_store_early
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
+from sakd.deploy.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 
@@ -43,7 +44,8 @@ def run_pretrain(
         epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=resume,
         config_hash=config_hash(data, cfg, arch),
-        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset},
+        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
+                  NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std)},
         progress=progress,
     )
     tags = {

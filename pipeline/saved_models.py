@@ -17,6 +17,7 @@ from torch import nn
 
 from pipeline.errors import UserError
 from sakd.data import get_dataset_info
+from sakd.deploy.normalise import Normalised, recorded_normalisation
 from sakd.models import create_model
 from sakd.tracking_errors import store_errors
 from sakd.tracking_models import WEIGHTS_PATH
@@ -34,7 +35,8 @@ def is_mlflow_uri(source: str) -> bool:
 
 def load_from_checkpoint(path: Path) -> tuple[nn.Module, Shape]:
     """The trained network of a pretrain or distill checkpoint (or of an MLflow model's weights
-    file), and its input shape (C, H, W)."""
+    file), and its input shape (C, H, W). With the normalisation recorded at training time it
+    takes images scaled to [0, 1] (sakd.deploy.normalise); older checkpoints record none."""
     state = load_checkpoint(path, required=("arch", "num_classes", "modules"))
     module = next((m for m in CHECKPOINT_MODULES if m in state["modules"]), None)
     if module is None:
@@ -42,7 +44,12 @@ def load_from_checkpoint(path: Path) -> tuple[nn.Module, Shape]:
                         f"{list(CHECKPOINT_MODULES)}: not a pretrain or distill checkpoint")
     model = create_model(state["arch"], state["num_classes"])
     load_module_state(model, state["modules"][module], path, module)
-    return model, _input_shape(path, state)
+    shape = _input_shape(path, state)
+    try:
+        recorded = recorded_normalisation(state, shape[0])
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}") from None
+    return (model if recorded is None else Normalised(model, *recorded)), shape
 
 
 def _input_shape(path: Path, state: dict) -> Shape:

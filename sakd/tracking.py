@@ -72,8 +72,10 @@ class Tracker:
         """Record which data the run trained on (MLflow: the run's Datasets)."""
         raise NotImplementedError
 
-    def log_model(self, model: nn.Module, name: str, example: torch.Tensor) -> str | None:
-        """Log a network as a loadable model (logits for a batch); returns its URI, if any."""
+    def log_model(self, model: nn.Module, name: str, example: torch.Tensor,
+                  normalisation: Mapping[str, list[float]] | None = None) -> str | None:
+        """Log a network as a loadable model (with the training `normalisation` inside: images
+        in [0, 1]); returns its URI, if any."""
         raise NotImplementedError
 
     def open_store(self) -> None:
@@ -145,7 +147,7 @@ class MemoryTracker(Tracker):
     def log_dataset(self, record):
         self.runs[self._stack[-1]].setdefault("datasets", []).append(record)
 
-    def log_model(self, model, name, example):
+    def log_model(self, model, name, example, normalisation=None):
         self.runs[self._stack[-1]].setdefault("models", {})[name] = model
         return None
 
@@ -275,11 +277,11 @@ class MLflowTracker(Tracker):
         self._mlflow.log_input(dataset, context="training", tags=tags)
 
     @guarded
-    def log_model(self, model, name, example):
+    def log_model(self, model, name, example, normalisation=None):
         """mlflow.pytorch model + weights that load safely (sakd.tracking_models)."""
         from sakd.tracking_models import log_pytorch_model
 
-        return log_pytorch_model(model, name, example)
+        return log_pytorch_model(model, name, example, normalisation)
 
 
 def _metric_key(key: str) -> str:
@@ -288,10 +290,8 @@ def _metric_key(key: str) -> str:
 
 
 def resolve_tracking_uri(configured: str | None, repo_root: Path) -> str:
-    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root.
-
-    Absolute, so DVC experiments running in temp dirs still write to the one database.
-    """
+    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root
+    (absolute, so DVC experiments running in temp dirs still write to the one database)."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env

@@ -285,3 +285,65 @@ def test_store_problems_name_the_cause_and_what_to_do():
         raise OperationalError("SELECT 1", {}, sqlite3.DatabaseError("malformed"))
     with pytest.raises(ValueError), store_errors("sqlite://"):  # not the store's: unchanged
         raise ValueError(math.nan)
+
+
+# --- 22.4: the training normalisation inside the exported and served model ----------------
+
+MEAN, STD = [0.1, 0.2, 0.3], [0.5, 0.25, 2.0]  # recorded values, not any dataset's constants
+
+
+def test_the_recorded_normalisation_is_inside_the_export(tmp_path):
+    import onnxruntime as ort
+
+    from sakd.deploy.normalise import normalisation_record
+
+    torch.manual_seed(0)
+    net = create_model("resnet8", 10).eval()
+    save_checkpoint({"arch": "resnet8", "num_classes": 10, "dataset": "digits",
+                     "normalisation": normalisation_record(MEAN, STD),
+                     "modules": {"student": net.state_dict()}}, tmp_path / "s.pt")
+    result = runner.invoke(app, ["export", str(tmp_path / "s.pt"), "-o",
+                                 str(tmp_path / "s.onnx"), "--root", str(tmp_path)])
+    assert result.exit_code == 0 and "scaled to [0, 1]" in result.stdout
+    session = ort.InferenceSession(str(tmp_path / "s.onnx"), providers=["CPUExecutionProvider"])
+    x01 = np.random.default_rng(2).random((4, *SHAPE), dtype=np.float32)
+    normalised = (x01 - np.reshape(MEAN, (1, 3, 1, 1))) / np.reshape(STD, (1, 3, 1, 1))
+    np.testing.assert_allclose(session.run(None, {"images": x01})[0],
+                               _logits(net, normalised.astype(np.float32)), atol=1e-4, rtol=0)
+
+
+def test_a_bad_recorded_normalisation_is_refused(tmp_path):
+    _checkpoint(tmp_path / "s.pt")
+    state = torch.load(tmp_path / "s.pt", weights_only=True)
+    state["normalisation"] = {"mean": MEAN, "std": [0.5, 0.0, 1.0]}
+    save_checkpoint(state, tmp_path / "s.pt")
+    code, err = _sakd("export", str(tmp_path / "s.pt"), "-o", str(tmp_path / "s.ts"),
+                      "--format", "torchscript", "--root", str(tmp_path))
+    assert code == 2 and "positive stds" in _one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]
+
+
+def test_the_logged_model_serves_and_exports_images_in_0_1(tmp_path, monkeypatch):
+    from sakd.deploy.normalise import normalisation_record
+    from sakd.tracking_models import WEIGHTS_PATH
+
+    uri = _store(tmp_path, monkeypatch)
+    tracker = MLflowTracker(uri, artifact_root=tmp_path / "mlruns")
+    torch.manual_seed(0)
+    net = create_model("resnet8", 10).eval()
+    x01 = torch.rand(4, *SHAPE)
+    normalised = (x01 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with tracker.run("exp", "r", {}, {}) as run_id:
+        tracker.log_model(net, "model", normalised, normalisation_record(MEAN, STD))
+    source = f"runs:/{run_id}/model"
+    local = mlflow.artifacts.download_artifacts(source, dst_path=str(tmp_path / "dl"))
+    state = torch.load(Path(local) / WEIGHTS_PATH, weights_only=True)
+    assert state["normalisation"] == {"mean": MEAN, "std": STD}
+    with torch.no_grad():
+        expected = net(normalised).numpy()
+        served = mlflow.pytorch.load_model(source)(x01).numpy()  # our own, trusted store
+    np.testing.assert_allclose(served, expected, atol=1e-4, rtol=0)
+    done = run_export(source, "torchscript", tmp_path / "s.ts", uri)
+    assert done.normalised_inside
+    scripted = torch.jit.load(str(tmp_path / "s.ts"))
+    np.testing.assert_allclose(scripted(x01).detach().numpy(), expected, atol=1e-4, rtol=0)

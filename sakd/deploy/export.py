@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from sakd.atomic import temporary_dir
+from sakd.deploy.normalise import Normalised
 from sakd.registry import Registry
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -50,6 +51,7 @@ class Exported:
     max_abs_diff: float
     atol: float
     batch: int
+    normalised_inside: bool = False  # True: takes images in [0, 1] (sakd.deploy.normalise)
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -127,7 +129,7 @@ def export_model(
             raise ImportError(f"{fmt} export needs {err.name}{hint}") from err
         diff = _verify(model, run, check, fmt, path, atol)
         _publish(staged, path, exporter.side_files(path))
-    return Exported(path, fmt, diff, atol, batch)
+    return Exported(path, fmt, diff, atol, batch, isinstance(model, Normalised))
 
 
 def _publish(staged: Path, path: Path, side_files: list[Path]) -> None:
