@@ -83,10 +83,10 @@ def test_every_trained_network_is_an_mlflow_model_with_the_checkpoint_logits(pro
     (the loaders' mean/std) is inside it."""
     root, _, _ = project
     x = _test_batch(root)
-    _, _, info = build_loaders("digits", root / "data", batch_size=4, device="cpu")
+    _, _, data = build_loaders("digits", root / "data", batch_size=4, device="cpu")
     for path, module in _checkpoints(root):
         net, state = load_trained(path, module, "test", "resnet8")
-        assert state["normalisation"] == {"mean": list(info.mean), "std": list(info.std)}
+        assert state["normalisation"] == {"mean": list(data.mean), "std": list(data.std)}
         mean, std = (torch.tensor(state["normalisation"][k]).view(1, 3, 1, 1)
                      for k in ("mean", "std"))
         loaded = mlflow.pytorch.load_model(f"runs:/{state['run_id']}/model")
