@@ -30,8 +30,8 @@ from pipeline.settings import git_commit, make_tracker, open_store_early
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
-from sakd.deploy.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.models import SpotNet, create_model
+from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 

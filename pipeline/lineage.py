@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.settings import git_commit
-from sakd.deploy.normalise import normalisation_record
+from sakd.models.normalise import normalisation_record
 from sakd.tracking import MODEL_NAME, DatasetRecord, Tracker
 
 if TYPE_CHECKING:

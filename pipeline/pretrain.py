@@ -17,7 +17,7 @@ from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, open_store_early
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
-from sakd.deploy.normalise import NORMALISATION_KEY, normalisation_record
+from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 

@@ -17,12 +17,11 @@ from torch import nn
 
 from pipeline.errors import UserError
 from sakd.data import get_dataset_info
-from sakd.deploy.normalise import Normalised, recorded_normalisation
 from sakd.models import create_model
-from sakd.tracking_errors import store_errors
+from sakd.models.normalise import Normalised, recorded_normalisation
+from sakd.tracking_errors import redact, store_errors
 from sakd.tracking_models import WEIGHTS_PATH
 from sakd.train.checkpoint import CheckpointError, load_checkpoint, load_module_state
-from sakd.tuning.urls import redact
 
 Shape = tuple[int, int, int]
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/")
@@ -36,7 +35,7 @@ def is_mlflow_uri(source: str) -> bool:
 def load_from_checkpoint(path: Path) -> tuple[nn.Module, Shape]:
     """The trained network of a pretrain or distill checkpoint (or of an MLflow model's weights
     file), and its input shape (C, H, W). With the normalisation recorded at training time it
-    takes images scaled to [0, 1] (sakd.deploy.normalise); older checkpoints record none."""
+    takes images scaled to [0, 1] (sakd.models.normalise); older checkpoints record none."""
     state = load_checkpoint(path, required=("arch", "num_classes", "modules"))
     module = next((m for m in CHECKPOINT_MODULES if m in state["modules"]), None)
     if module is None:

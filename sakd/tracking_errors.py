@@ -7,8 +7,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-
-from sakd.tuning.urls import redact
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -28,6 +27,14 @@ _PROBLEMS = (
     (("unable to open", "readonly", "read-only", "disk i/o", "permission"),
      "cannot be opened or written ({cause}). Check that its folder exists and is writable"),
 )
+
+
+def redact(uri: str) -> str:
+    """The URI as it may be shown: a password in it becomes ***."""
+    parts = urlsplit(uri)
+    if not parts.password:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _driver_error(err: BaseException) -> BaseException | None:
@@ -71,7 +78,8 @@ def store_errors(uri: str) -> Iterator[None]:
         problem = store_problem(err)
         if problem is None:
             raise
-        raise TrackingStoreError(f"the MLflow tracking store {redact(uri)} {problem}") from None
+        raise TrackingStoreError(f"the MLflow tracking store {redact(uri)} "
+                                 f"{problem}") from None
 
 
 def guarded(method: Callable[..., T]) -> Callable[..., T]:

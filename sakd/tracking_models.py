@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sakd.deploy.normalise import NORMALISATION_KEY, Normalised
+from sakd.models.normalise import NORMALISATION_KEY, Normalised
 
 WEIGHTS_FILE = "sakd-weights.pt"
 WEIGHTS_PATH = f"extra_files/{WEIGHTS_FILE}"  # where MLflow keeps it inside the model

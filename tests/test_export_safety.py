@@ -295,7 +295,7 @@ MEAN, STD = [0.1, 0.2, 0.3], [0.5, 0.25, 2.0]  # recorded values, not any datase
 def test_the_recorded_normalisation_is_inside_the_export(tmp_path):
     import onnxruntime as ort
 
-    from sakd.deploy.normalise import normalisation_record
+    from sakd.models.normalise import normalisation_record
 
     torch.manual_seed(0)
     net = create_model("resnet8", 10).eval()
@@ -324,7 +324,7 @@ def test_a_bad_recorded_normalisation_is_refused(tmp_path):
 
 
 def test_the_logged_model_serves_and_exports_images_in_0_1(tmp_path, monkeypatch):
-    from sakd.deploy.normalise import normalisation_record
+    from sakd.models.normalise import normalisation_record
     from sakd.tracking_models import WEIGHTS_PATH
 
     uri = _store(tmp_path, monkeypatch)

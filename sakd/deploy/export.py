@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from sakd.atomic import temporary_dir
-from sakd.deploy.normalise import Normalised
+from sakd.models.normalise import Normalised
 from sakd.registry import Registry
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -51,7 +51,7 @@ class Exported:
     max_abs_diff: float
     atol: float
     batch: int
-    normalised_inside: bool = False  # True: takes images in [0, 1] (sakd.deploy.normalise)
+    normalised_inside: bool = False  # True: takes images in [0, 1] (sakd.models.normalise)
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
