@@ -29,6 +29,9 @@ def check_arguments(source: str, fmt: str, output: Path, atol: float | None) -> 
     if output.is_dir():
         raise UserError(f"--output {output} is a folder: give the path of the file to write "
                         f"(e.g. {output / 'student.onnx'})")
+    folder = next((p for p in output.absolute().parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise UserError(f"--output {output}: {folder} is a file, not a folder")
     if not is_mlflow_uri(source) and Path(source).resolve() == output.resolve():
         raise UserError(f"--output {output} is the source itself: writing there would destroy "
                         f"{source}; choose another file")

@@ -347,3 +347,33 @@ def test_the_logged_model_serves_and_exports_images_in_0_1(tmp_path, monkeypatch
     assert done.normalised_inside
     scripted = torch.jit.load(str(tmp_path / "s.ts"))
     np.testing.assert_allclose(scripted(x01).detach().numpy(), expected, atol=1e-4, rtol=0)
+
+
+def test_side_files_are_named_after_the_target_and_replaced_with_it(tmp_path, monkeypatch):
+    """Past ONNX's 2 GB limit the weights go to `<name>.data`: written under the final name in
+    the scratch folder, renamed beside the target first, and removed when a later export of
+    the same target needs none. (A fake exporter stands in for a >2 GB network.)"""
+    from sakd.deploy import export as ex
+
+    def write_with_side(model, example, path):
+        ex._write_torchscript(model, example, path)
+        path.with_name(f"{path.name}.data").write_text(f"weights of {path.name}")
+
+    fmt = "side-file-test"
+    if fmt not in ex.EXPORTERS:
+        ex.EXPORTERS.register(fmt)(lambda: ex.Exporter(write_with_side, ex._load_torchscript,
+                                                       side_files=ex._onnx_side_files))
+    model = create_model("resnet8", 10)
+    out = tmp_path / "out" / "s.bin"
+    ex.export_model(model, SHAPE, fmt, out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["s.bin", "s.bin.data"]
+    assert (out.parent / "s.bin.data").read_text() == "weights of s.bin"
+    ex.export_model(model, SHAPE, "onnx", out)  # one self-contained file: the old side file goes
+    assert sorted(p.name for p in out.parent.iterdir()) == ["s.bin"]
+
+
+def test_an_output_under_a_file_is_refused(tmp_path):
+    _checkpoint(tmp_path / "s.pt")
+    code, err = _sakd("export", str(tmp_path / "s.pt"), "-o", str(tmp_path / "s.pt" / "x.onnx"),
+                      "--root", str(tmp_path))
+    assert code == 2 and "is a file, not a folder" in _one_error_line(err)
