@@ -41,13 +41,13 @@ def load_from_checkpoint(path: Path) -> tuple[nn.Module, Shape]:
     if module is None:
         raise UserError(f"checkpoint {path} holds modules {sorted(state['modules'])}, none of "
                         f"{list(CHECKPOINT_MODULES)}: not a pretrain or distill checkpoint")
-    model = create_model(state["arch"], state["num_classes"])
-    load_module_state(model, state["modules"][module], path, module)
-    shape = _input_shape(path, state)
-    try:
+    try:  # recorded values of the wrong type or range
+        model = create_model(state["arch"], state["num_classes"])
+        shape = _input_shape(path, state)
         recorded = recorded_normalisation(state, shape[0])
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path}: {err}") from None
+    load_module_state(model, state["modules"][module], path, module)
     return (model if recorded is None else Normalised(model, *recorded)), shape
 
 
