@@ -14,9 +14,10 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, make_tracker
+from pipeline.settings import git_commit, make_tracker, open_store_early
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
+from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 
@@ -32,6 +33,8 @@ def run_pretrain(
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
+    tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)
     device = training_device(params.runtime, root)
     run = built = build_supervised_run(params, root / data.root, device, arch)
     ckpt = layout.pretrained(arch)
@@ -41,7 +44,8 @@ def run_pretrain(
         epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=resume,
         config_hash=config_hash(data, cfg, arch),
-        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset},
+        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
+                  NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std)},
         progress=progress,
     )
     tags = {
@@ -56,7 +60,6 @@ def run_pretrain(
         tags=tags,
         params={**flatten(data, "data"), **flatten(cfg, "pretrain"), "arch": arch},
     )
-    tracker = tracker or make_tracker(params, root)
     metrics: dict = {}
 
     def finish(history: list[dict]) -> None:

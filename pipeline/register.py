@@ -1,5 +1,6 @@
 """`register` stage: the best student of each pair (by validation top-1, never test) becomes a
-version of the MLflow registered model `sakd-<dataset>-<teacher>-<student>` with alias `champion`.
+version of the MLflow registered model `sakd-<dataset>-<teacher>-<student>` with alias `champion`,
+once its model loads from the store (a candidate whose artifacts are gone moves no alias).
 
 Every student of the pair competes, the student trained alone included (`never` runs, and the
 pretrained student when runs.pretrain has it), so a champion is never worse on validation than
@@ -17,8 +18,10 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.outputs import write_json
 from pipeline.paths import Layout, run_key
+from pipeline.saved_models import load_from_mlflow
 from sakd.config import Params
 from sakd.tracking import MODEL_NAME
+from sakd.tracking_errors import store_errors
 from sakd.train.checkpoint import load_checkpoint
 
 ALIAS = "champion"
@@ -129,8 +132,19 @@ def _logged_model_id(client, best: Candidate) -> str:
                     f"(trained before models were logged?): rerun `dvc repro distill -f`")
 
 
+def check_loadable(name: str, best: Candidate, tracking_uri: str) -> None:
+    """The candidate's model must load (from its plain weights, as `sakd export` loads it)
+    before the alias moves to it; otherwise the alias stays where it was."""
+    try:
+        load_from_mlflow(f"runs:/{best.run_id}/{MODEL_NAME}", tracking_uri)
+    except UserError as err:
+        raise UserError(f"{name}: alias {ALIAS!r} not moved to {best.key} (run {best.run_id}), "
+                        f"whose model does not load: {err}") from None
+
+
 def run_register(params: Params, root: Path, tracking_uri: str) -> Path:
-    """Register each pair's champion; writes metrics/registry/<dataset>.json (what was chosen)."""
+    """Register each pair's champion once every champion's model loads; writes
+    metrics/registry/<dataset>.json (what was chosen)."""
     from mlflow import MlflowClient
 
     dataset = params.data.dataset
@@ -139,15 +153,20 @@ def run_register(params: Params, root: Path, tracking_uri: str) -> Path:
     if not evaluated.is_file():
         raise UserError(f"{evaluated} is missing: run `dvc repro evaluate` first")
     results = json.loads(evaluated.read_text(encoding="utf-8"))
-    client = MlflowClient(tracking_uri)
-    summary = {}
+    chosen = {}
     for pair in params.runs.pairs:
         candidates = pair_candidates(params, layout, results, pair.teacher, pair.student)
         best = champion(candidates)
         verdict = versus_alone(candidates, best)
         name = registered_name(dataset, pair.teacher, pair.student)
-        version = register_version(client, name, best, verdict)
-        summary[name] = {"version": int(version), "alias": ALIAS, **asdict(best), **verdict}
+        check_loadable(name, best, tracking_uri)
+        chosen[name] = (best, verdict)
+    client = MlflowClient(tracking_uri)
+    summary = {}
+    with store_errors(tracking_uri):
+        for name, (best, verdict) in chosen.items():
+            version = register_version(client, name, best, verdict)
+            summary[name] = {"version": int(version), "alias": ALIAS, **asdict(best), **verdict}
     out = root / "metrics" / "registry" / f"{dataset}.json"
     write_json(out, summary)
     return out

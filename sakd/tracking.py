@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sakd.tracking_errors import guarded, store_errors
+
 # MLflow 3's UI opens the training-runs view (charts, compare) for experiments with this tag.
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
 MODEL_NAME = "model"  # runs:/<run id>/model is a run's trained network (student or teacher)
@@ -70,9 +72,14 @@ class Tracker:
         """Record which data the run trained on (MLflow: the run's Datasets)."""
         raise NotImplementedError
 
-    def log_model(self, model: nn.Module, name: str, example: torch.Tensor) -> str | None:
-        """Log a network as a loadable model (logits for a batch); returns its URI, if any."""
+    def log_model(self, model: nn.Module, name: str, example: torch.Tensor,
+                  normalisation: Mapping[str, list[float]] | None = None) -> str | None:
+        """Log a network as a loadable model (with the training `normalisation` inside: images
+        in [0, 1]); returns its URI, if any."""
         raise NotImplementedError
+
+    def open_store(self) -> None:
+        """Open the backend's store now, so a broken one fails before any training."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,7 @@ class MemoryTracker(Tracker):
     def log_dataset(self, record):
         self.runs[self._stack[-1]].setdefault("datasets", []).append(record)
 
-    def log_model(self, model, name, example):
+    def log_model(self, model, name, example, normalisation=None):
         self.runs[self._stack[-1]].setdefault("models", {})[name] = model
         return None
 
@@ -172,10 +179,10 @@ class MLflowTracker(Tracker):
         run = self._mlflow.active_run()
         return run.info.run_id if run else None
 
+    @guarded
     def open_store(self) -> None:
-        """A database store creates its tables on first use, and MLflow's migration fails
-        when two processes run it at once ("expected to match one row ... in
-        'alembic_version'"): whoever starts parallel workers opens the store first."""
+        """Tables are created on first use and MLflow's migration fails when two processes run
+        it at once ("... 'alembic_version'"): whoever starts parallel workers opens it first."""
         self._mlflow.MlflowClient(self.tracking_uri).search_experiments(max_results=1)
 
     def _experiment_id(self, name: str) -> str:
@@ -198,29 +205,36 @@ class MLflowTracker(Tracker):
 
     @contextlib.contextmanager
     def run(self, experiment, run_name, tags, params, run_id=None, nested=False):
+        with store_errors(self.tracking_uri):  # not around the body: its errors are its own
+            active = self._start(experiment, run_name, tags, params, run_id, nested)
+        try:  # not `with active`: it ends every exception's run FAILED
+            yield active.info.run_id
+        except BaseException as err:
+            self._end(_end_status(err))
+            raise
+        self._end(_end_status(None))
+
+    @guarded
+    def _end(self, status: str) -> None:
+        self._mlflow.end_run(status)
+
+    def _start(self, experiment, run_name, tags, params, run_id, nested):
         mlflow = self._mlflow
         if run_id is not None:
             active = mlflow.start_run(run_id=run_id, nested=nested,
                                       log_system_metrics=self.system_metrics)
         else:
             active = mlflow.start_run(
-                experiment_id=self._experiment_id(experiment),
-                run_name=run_name,
-                tags={**self.default_tags, **tags},
-                nested=nested,
-                log_system_metrics=self.system_metrics,
-            )
+                experiment_id=self._experiment_id(experiment), run_name=run_name,
+                tags={**self.default_tags, **tags}, nested=nested,
+                log_system_metrics=self.system_metrics)
             # MLflow params are strings of at most 6000 chars; log in batches of 100.
             items = [(k, str(v)[:6000]) for k, v in params.items()]
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i : i + 100]))
-        try:  # not `with active`: it ends every exception's run FAILED
-            yield active.info.run_id
-        except BaseException as err:
-            mlflow.end_run(_end_status(err))
-            raise
-        mlflow.end_run(_end_status(None))
+        return active
 
+    @guarded
     def close_orphans(self, experiment, run_name, keep=None):
         client = self._mlflow.MlflowClient(self.tracking_uri)
         exp = client.get_experiment_by_name(experiment)
@@ -237,16 +251,20 @@ class MLflowTracker(Tracker):
             client.set_terminated(run_id, status="KILLED")
         return orphans
 
+    @guarded
     def log_metrics(self, metrics, step):
         clean = {_metric_key(k): float(v) for k, v in metrics.items()}
         self._mlflow.log_metrics(clean, step=step)
 
+    @guarded
     def log_artifact(self, path, artifact_path=None):
         self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
+    @guarded
     def set_tags(self, tags):
         self._mlflow.set_tags(dict(tags))
 
+    @guarded
     def log_dataset(self, record):
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
@@ -258,23 +276,12 @@ class MLflowTracker(Tracker):
         tags = {f"{split}_size": str(n) for split, n in record.splits.items()}
         self._mlflow.log_input(dataset, context="training", tags=tags)
 
-    def log_model(self, model, name, example):
-        """mlflow.pytorch model with signature + input example; a CPU copy in eval mode, so
-        `mlflow.pytorch.load_model(uri)` returns the network without the training device."""
-        import copy
+    @guarded
+    def log_model(self, model, name, example, normalisation=None):
+        """mlflow.pytorch model + weights that load safely (sakd.tracking_models)."""
+        from sakd.tracking_models import log_pytorch_model
 
-        import mlflow.pytorch
-        from mlflow.models import infer_signature
-
-        net = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
-        x = example[:2].detach().cpu().float().contiguous()
-        with torch.no_grad():
-            signature = infer_signature(x.numpy(), net(x).numpy())
-        info = mlflow.pytorch.log_model(
-            net, name=name, input_example=x.numpy(), signature=signature,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
-        return info.model_uri
+        return log_pytorch_model(model, name, example, normalisation)
 
 
 def _metric_key(key: str) -> str:
@@ -283,10 +290,8 @@ def _metric_key(key: str) -> str:
 
 
 def resolve_tracking_uri(configured: str | None, repo_root: Path) -> str:
-    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root.
-
-    Absolute, so DVC experiments running in temp dirs still write to the one database.
-    """
+    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root
+    (absolute, so DVC experiments running in temp dirs still write to the one database)."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
