@@ -223,9 +223,13 @@ def _register_project(root: Path, uri: str, default_params: dict):
             tracker.log_model(create_model("resnet8", 10), "model", torch.randn(2, *SHAPE))
         layout.student(key).parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint({"history": [{"val/top1": val}], "run_id": run_id}, layout.student(key))
+    # the pretrained student alone competes too; it is never the best here
+    layout.pretrained("resnet8").parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint({"history": [{"val/top1": 10.0}], "run_id": "alone"},
+                    layout.pretrained("resnet8"))
     layout.evaluate_metrics().parent.mkdir(parents=True, exist_ok=True)
-    layout.evaluate_metrics().write_text(json.dumps({"students": {k: {"top1": 1.0}
-                                                                  for k in keys}}))
+    layout.evaluate_metrics().write_text(json.dumps({
+        "students": {k: {"top1": 1.0} for k in keys}, "teachers": {"resnet8": {"top1": 1.0}}}))
     return params, layout, keys
 
 
