@@ -39,9 +39,9 @@ class Distortion:
     shear: float = 0.2  # +-
     shift: float = 0.14  # +-, fraction of the half-width
     elastic: float = 0.05  # sd of the coarse displacement field, fraction of the half-width
-    min_contrast: float = 0.4  # |luma(fg) - luma(bg)| at least this
+    min_contrast: float = 0.5  # |luma(fg) - luma(bg)| at least this
     strokes: int = 1  # random lines through each image
-    noise: tuple[float, float] = (0.01, 0.06)  # sd of the Gaussian pixel noise, 0..1 scale
+    noise: tuple[float, float] = (0.01, 0.05)  # sd of the Gaussian pixel noise, 0..1 scale
 
 
 def font_folder() -> Path:
@@ -174,7 +174,7 @@ def render(labels: np.ndarray, size: int, rng: np.random.Generator,
     bg, fg = _colours(n, d, rng)
     clutter = rng.uniform(0, 1, (n, 2, 3))  # colours of the fragment and of the strokes
     img = np.broadcast_to(bg[:, :, None, None], (n, 3, size, size)).copy()
-    for alpha, colour in ((0.5 * fragment, clutter[:, 0]),
+    for alpha, colour in ((0.35 * fragment, clutter[:, 0]),
                           (0.8 * _strokes(n, size, d, rng), clutter[:, 1]),
                           (glyph, fg)):
         img = img * (1 - alpha[:, None]) + colour[:, :, None, None] * alpha[:, None]
