@@ -38,9 +38,10 @@ def run_evaluate(params: Params, root: Path) -> Path:
         if not path.exists():
             missing.append(f"{path} (dvc repro pretrain@{arch})")
             continue
-        model, _ = load_trained(path, "model", f"pretrain@{arch}", arch, info.num_classes)
+        model, state = load_trained(path, "model", f"pretrain@{arch}", arch, info.num_classes)
         acc = evaluate(model.to(device), test_loader)
-        teachers[arch] = {"top1": acc["top1"], "top5": acc["top5"]}
+        teachers[arch] = {"top1": acc["top1"], "top5": acc["top5"],
+                          "val_top1": state["history"][-1]["val/top1"]}
     students: dict[str, dict] = {}
     for pair in params.runs.pairs:
         for distiller in params.runs.distillers:

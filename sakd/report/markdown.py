@@ -12,6 +12,7 @@ from sakd.report.records import EvaluateResults
 from sakd.report.routes import RouteFigure
 from sakd.report.stats import METHOD
 from sakd.report.tables import Table, ablation_table, comparison_table, pretrained_table
+from sakd.report.teacher_gap import teacher_gap_table
 
 METRIC_TITLES = {"top1": "Top-1", "top5": "Top-5"}
 
@@ -41,6 +42,7 @@ def render_results(
     parts = [
         _header(dataset, results, paper),
         "## Networks trained alone (pretrain stage)\n\n" + render_table(pretrained_table(results)),
+        _teacher_gap_section(results),
         _comparison_section(results, paper, metrics),
         _ablation_section(results, paper),
         _paired_section(results),
@@ -50,6 +52,17 @@ def render_results(
         _best_epoch_footnote(results),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _teacher_gap_section(results: EvaluateResults) -> str:
+    table = teacher_gap_table(results)
+    if table is None:
+        return ""
+    return ("## Does the teacher have something to teach? (validation top-1)\n\n"
+            "The teacher (pretrain stage, last epoch) against the student trained alone by the "
+            "distill stage (`never`, each seed, last epoch): the gap with a 95% t-interval over "
+            "the student's seeds. With no gap, distillation has little to transfer and "
+            "adaptive vs always cannot differ for that reason.\n\n" + render_table(table))
 
 
 def _header(dataset: str, results: EvaluateResults, paper: PaperLookup | None) -> str:

@@ -21,6 +21,7 @@ class Accuracy:
 
     top1: float
     top5: float
+    val_top1: float | None = None  # last epoch, validation split (older files lack it)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def parse_evaluate(data: Mapping[str, Any], source: str = "evaluate metrics") ->
             raise ReportInputError(f"{source}: missing or malformed section {section!r}")
     teachers = {
         arch: Accuracy(**{m: _percent(entry, m, f"{source}: teachers[{arch!r}]")
-                          for m in ("top1", "top5")})
+                          for m in ("top1", "top5", "val_top1")
+                          if m != "val_top1" or m in entry})
         for arch, entry in data["teachers"].items()
     }
     runs = tuple(

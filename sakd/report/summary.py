@@ -6,7 +6,8 @@
 
 Last-epoch test top-1 (%), means over the seeds both strategies ran (paired by seed, so the
 delta is the mean paired difference, with its 95% t-interval: sakd.report.stats; null bounds
-when fewer than 2 seeds).
+when fewer than 2 seeds). Beside the pairs, `teacher_gap` holds each pair's teacher − student
+alone (`never`) on validation top-1 (sakd.report.teacher_gap), the benchmark's first check.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import math
 from sakd.report.aggregate import distiller_sort_key, pairs_in_order
 from sakd.report.records import EvaluateResults, StudentRun
 from sakd.report.stats import paired_difference, summary_fields
+from sakd.report.teacher_gap import teacher_gap_summary
+
+TEACHER_GAP = "teacher_gap"  # a top-level key beside the pairs (no pair is named so)
 
 
 def summary_metrics(results: EvaluateResults) -> dict[str, dict[str, dict[str, float | int]]]:
@@ -27,6 +31,9 @@ def summary_metrics(results: EvaluateResults) -> dict[str, dict[str, dict[str, f
             entry = _paired_entry([r for r in in_pair if r.distiller == distiller])
             if entry is not None:
                 summary.setdefault(f"{teacher}-{student}", {})[distiller] = entry
+    gap = teacher_gap_summary(results)
+    if gap:
+        summary[TEACHER_GAP] = gap
     return summary
 
 
