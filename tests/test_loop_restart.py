@@ -55,7 +55,7 @@ def _statuses(tracker: MLflowTracker) -> list[str]:
     client = mlflow.MlflowClient(tracker.tracking_uri)
     exp = client.get_experiment_by_name(SPEC.experiment)
     runs = client.search_runs([exp.experiment_id],
-                              filter_string=f"attributes.run_name = '{SPEC.name}'")
+                              filter_string=f"tags.run_path = '{SPEC.name}'")
     return sorted(r.info.status for r in runs)
 
 
