@@ -49,8 +49,11 @@ def export(
 
     root_dir = (root or find_root()).resolve()
     configured = None
-    if (root_dir / params).is_file() or params.is_file():
-        configured = load_context(params, root)[0].tracking.uri
+    if (params if params.is_absolute() else root_dir / params).is_file():  # as load_context
+        configured = load_context(params, root_dir)[0].tracking.uri
     done = run_export(source, fmt, output, tracking_uri(configured, root_dir), atol)
+    inputs = ("float32 NCHW images scaled to [0, 1] (the training normalisation is inside)"
+              if done.normalised_inside else "float32 NCHW images normalised as in training "
+              "(the source records no normalisation)")
     typer.echo(f"wrote {done.path} ({done.format}); verified on a batch of {done.batch}: max abs "
-               f"logit difference {done.max_abs_diff:.2e} <= {done.atol:g}")
+               f"logit difference {done.max_abs_diff:.2e} <= {done.atol:g}; inputs: {inputs}")

@@ -29,11 +29,12 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout, run_key
-from pipeline.settings import git_commit, make_tracker
+from pipeline.settings import git_commit, make_tracker, open_store_early
 from pipeline.trained import load_trained
 from sakd.build import Run, build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
 from sakd.models import SpotNet, create_model
+from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 
@@ -97,6 +98,7 @@ def build_distillation(
             "arch": student_arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
             "teacher": teacher_arch, "distiller": distiller_name, "strategy": strategy,
             "seed": seed, "spot_names": step.spot_names,
+            NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std),
         },
         on_epoch_start=lambda epoch: step.start_epoch(epoch, run.train_loader),
         summarize=step.epoch_metrics,
@@ -156,6 +158,7 @@ def run_distill(
     ckpt = layout.student(key)
     resume = layout.resume(ckpt)
     tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)  # a broken store fails now, before any data or training
     cell = Cell(f"{params.tracking.experiment_prefix}-distill", f"{params.data.dataset}/{key}",
                 distill_hash(params, teacher, student, distiller, strategy, seed), ckpt, resume)
     done = skip_finished(tracker, cell, force)

@@ -12,11 +12,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from sakd.atomic import WriteError
     from sakd.config import ConfigError
     from sakd.registry import UnknownNameError
+    from sakd.tracking_errors import TrackingStoreError
     from sakd.train.checkpoint import CheckpointError
     from sakd.train.errors import TrainingDiverged
 
     types: list[type[BaseException]] = [UserError, ConfigError, UnknownNameError, CheckpointError,
-                                        TrainingDiverged, WriteError]
+                                        TrainingDiverged, WriteError, TrackingStoreError]
     try:
         from sakd.data.errors import DataError
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.settings import git_commit
+from sakd.models.normalise import normalisation_record
 from sakd.tracking import MODEL_NAME, DatasetRecord, Tracker
 
 if TYPE_CHECKING:
@@ -61,10 +62,11 @@ def dataset_record(dataset: str, folder: Path, splits: dict[str, int]) -> Datase
 
 def log_dataset_and_model(tracker: Tracker, run: Run, dataset: str, folder: Path) -> str | None:
     """At the end of a run: its dataset (with split sizes) and the trained network as the MLflow
-    model `model` (an input example from the evaluation split); returns the model URI."""
+    model `model` (the training normalisation inside: images in [0, 1]); returns its URI."""
     splits = {name.removesuffix("_loader"): len(loader.labels)
               for name in ("train_loader", "val_loader", "test_loader")
               if (loader := getattr(run, name, None)) is not None}
     tracker.log_dataset(dataset_record(dataset, folder, splits))
     example = next(iter(run.test_loader))[0]
-    return tracker.log_model(run.model, MODEL_NAME, example)
+    normalisation = normalisation_record(run.info.mean, run.info.std)  # as trained
+    return tracker.log_model(run.model, MODEL_NAME, example, normalisation)

@@ -19,9 +19,10 @@ from pipeline.outputs import (
     write_json,
 )
 from pipeline.paths import Layout
-from pipeline.settings import git_commit, make_tracker
+from pipeline.settings import git_commit, make_tracker, open_store_early
 from sakd.build import build_supervised_run
 from sakd.config import Params, config_hash, flatten
+from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 
@@ -42,6 +43,7 @@ def run_pretrain(
     ckpt = layout.pretrained(arch)
     resume = layout.resume(ckpt)
     tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)  # a broken store fails now, before any data or training
     cell = Cell(f"{params.tracking.experiment_prefix}-pretrain", f"{data.dataset}/{arch}",
                 config_hash(data, cfg, arch), ckpt, resume)
     done = skip_finished(tracker, cell, force)
@@ -54,7 +56,8 @@ def run_pretrain(
         epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=resume,
         config_hash=cell.params_hash,
-        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset},
+        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
+                  NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std)},
         progress=progress,
     )
     tags = {

@@ -125,3 +125,10 @@ def git_commit(root: Path) -> str:
         return f"{sha}-dirty" if dirty else sha
     except (OSError, subprocess.CalledProcessError):
         return os.environ.get("GIT_COMMIT", "unknown")
+
+
+def open_store_early(tracker: Tracker) -> None:
+    """Open the tracking store before any training, so a broken or locked one fails now. Only
+    rank 0 of a torchrun launch records runs (and process group or not, $RANK says which)."""
+    if os.environ.get("RANK", "0") == "0":
+        tracker.open_store()

@@ -23,6 +23,7 @@ from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.models import create_model
 from sakd.models.base import SpotNet
 from sakd.spots.policy import PolicyNet, resolve_policy_init
+from sakd.spots.router_lr import router_lr_scheduler
 from sakd.spots.routing import RoutingNetwork, eval_mode
 from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
@@ -104,9 +105,13 @@ def build_distill_step(
 
 
 def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequence[int],
-                  decay: float) -> Schedulers:
-    """The paper's multi-step decay (x decay at each milestone epoch) for every optimiser."""
-    return {name: torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=decay)
+                  decay: float, router_lr_schedule: str = "follow_student") -> Schedulers:
+    """The paper's multi-step decay (x decay at each milestone epoch) for every optimiser; the
+    router's follows `router_lr_schedule` (sakd.spots.router_lr: the student's decay, or the
+    authors' Table VIII schedule)."""
+    return {name: router_lr_scheduler(router_lr_schedule, opt, milestones, decay)
+            if name == "router" else
+            torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=decay)
             for name, opt in optimizers.items()}
 
 
@@ -268,7 +273,8 @@ def build_distill_run(
     _data_parallel_step(step, seed)
     run_step = CapturedStep(step) if params.runtime.capture else step
     return Run(run_step, student, step.optimizers,
-               lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay),
+               lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
+                             cfg.router_lr_schedule),
                train_loader, loaders.val, loaders.test, info, autocast)
 
 

@@ -79,13 +79,19 @@ def _checkpoints(root: Path) -> list[tuple[Path, str]]:
 
 
 def test_every_trained_network_is_an_mlflow_model_with_the_checkpoint_logits(project):
+    """The MLflow model takes images in [0, 1]: the normalisation recorded at training time
+    (the loaders' mean/std) is inside it."""
     root, _, _ = project
     x = _test_batch(root)
+    _, _, data = build_loaders("digits", root / "data", batch_size=4, device="cpu")
     for path, module in _checkpoints(root):
         net, state = load_trained(path, module, "test", "resnet8")
+        assert state["normalisation"] == {"mean": list(data.mean), "std": list(data.std)}
+        mean, std = (torch.tensor(state["normalisation"][k]).view(1, 3, 1, 1)
+                     for k in ("mean", "std"))
         loaded = mlflow.pytorch.load_model(f"runs:/{state['run_id']}/model")
         with torch.no_grad():
-            torch.testing.assert_close(loaded(x), net.eval()(x), rtol=0, atol=1e-5)
+            torch.testing.assert_close(loaded(x * std + mean), net.eval()(x), rtol=0, atol=1e-5)
         info = mlflow.models.get_model_info(f"runs:/{state['run_id']}/model")
         assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 3, 8, 8)
 

@@ -231,6 +231,34 @@ def test_authors_preset_sets_every_authors_code_option_on_the_papers_cifar_cells
     assert [x.name for x in paper[0].runs.pairs] == [n for n, i in inits.items() if i == "distill"]
 
 
+def test_trainable_teacher_preset_is_table_viii_as_train_both_runs_it():
+    """cifar100_authors' settings plus train_both.py's: trained teacher, mutual losses, the
+    router lr schedule of adjust_learning_rate_stage_agent and no +10 policy bias."""
+    import yaml
+
+    from sakd.reference import paper_cells
+    from tests.test_presets import CONFIGS
+
+    p = _preset("cifar100_trainable_teacher")
+    d = p.distill
+    assert (d.teacher_trainable, d.teacher_loss) == ("pretrained", "all")
+    assert (d.router_lr_schedule, d.router_lr_ratio, d.policy_init) == (
+        "authors_trainable_teacher", 0.5, "neutral")
+    cells = [c for c in paper_cells() if c.table == "VIII"]
+    assert [(x.teacher, x.student) for x in p.runs.pairs] == list(
+        dict.fromkeys((c.teacher, c.student) for c in cells))
+    assert set(p.runs.distillers) == {c.row for c in cells}
+    assert (p.runs.strategies, p.runs.seeds) == (["adaptive"], [0, 1, 2])
+    # everything else is the authors' preset, so the frozen column is that preset's cells
+    raw = {n: yaml.safe_load((CONFIGS / f"{n}.yaml").read_text())
+           for n in ("cifar100_trainable_teacher", "cifar100_authors")}
+    ours, authors = (dict(r, runs=None) for r in raw.values())
+    changed = ("teacher_trainable", "policy_init", "router_lr_schedule")
+    for params in (ours, authors):
+        params["distill"] = {k: v for k, v in params["distill"].items() if k not in changed}
+    assert ours == authors
+
+
 def test_paper_presets_and_the_default_train_in_fp32():
     import yaml
 

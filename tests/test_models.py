@@ -12,7 +12,7 @@ from sakd.registry import UnknownNameError
 ALL_MODELS = [
     "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
     "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2", "vgg8", "vgg13", "mobilenetv2",
-    "shufflenetv1", "resnet50", "resnet18", "resnet34",
+    "shufflenetv1", "resnet50", "resnet18", "resnet34", "resnet8_half",
 ]  # fmt: skip
 LARGE_MODELS = {"resnet50", "resnet18", "resnet34", "resnet110", "vgg13", "wrn_40_2", "resnet32x4"}
 SMALL_MODELS = [name for name in ALL_MODELS if name not in LARGE_MODELS]
@@ -52,11 +52,14 @@ EXPECTED_PARAMS = {
     "resnet50": 23_705_252,
     "resnet18": 11_227_812,
     "resnet34": 21_335_972,
+    # not in the CRD zoo: resnet8 at widths (8, 8, 16, 32), by the CIFAR ResNet formula above
+    "resnet8_half": 22_924,
 }
 
 # Feature shapes (C, H, W) at 32x32 inputs: the CRD benchmark's `feat` lists.
 _RESNET = [(16, 32, 32), (16, 32, 32), (32, 16, 16), (64, 8, 8), (64,)]
 _RESNET_X4 = [(32, 32, 32), (64, 32, 32), (128, 16, 16), (256, 8, 8), (256,)]
+_RESNET_HALF = [(8, 32, 32), (8, 32, 32), (16, 16, 16), (32, 8, 8), (32,)]
 _WRN_2 = [(16, 32, 32), (32, 32, 32), (64, 16, 16), (128, 8, 8), (128,)]
 _VGG = [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 4, 4), (512,)]
 _TORCHVISION_32 = [(64, 8, 8), (64, 8, 8), (128, 4, 4), (256, 2, 2), (512, 1, 1), (512,)]
@@ -64,6 +67,7 @@ SHAPES_AT_32 = {
     **{f"resnet{d}": _RESNET for d in (8, 14, 20, 32, 44, 56, 110)},
     "resnet8x4": _RESNET_X4,
     "resnet32x4": _RESNET_X4,
+    "resnet8_half": _RESNET_HALF,
     "wrn_16_2": _WRN_2,
     "wrn_40_2": _WRN_2,
     "vgg8": _VGG,
@@ -89,7 +93,7 @@ def models() -> dict[str, SpotNet]:
 
 def test_list_models_names_the_whole_zoo() -> None:
     assert sorted(list_models()) == sorted(ALL_MODELS)
-    assert len(list_models()) == 18
+    assert len(list_models()) == 19
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:

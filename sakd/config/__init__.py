@@ -92,9 +92,34 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _hashed(obj: Any) -> Any:
+    """`_plain(obj)` less each config key that sits at its declared hash-neutral default."""
+    data = _plain(obj)
+    _drop_neutral(obj, data)
+    return data
+
+
+def _drop_neutral(obj: Any, data: Any) -> None:
+    if isinstance(obj, BaseModel) and isinstance(data, dict):
+        for key, neutral in getattr(obj, "hash_neutral_defaults", {}).items():
+            if key in data and data[key] == neutral:
+                del data[key]
+        for name in type(obj).model_fields:
+            if name in data:
+                _drop_neutral(getattr(obj, name), data[name])
+    elif isinstance(obj, list | tuple) and isinstance(data, list):
+        for item, plain in zip(obj, data, strict=True):
+            _drop_neutral(item, plain)
+    elif isinstance(obj, dict) and isinstance(data, dict):
+        for key, value in obj.items():
+            _drop_neutral(value, data[key])
+
+
 def config_hash(*parts: Any) -> str:
-    """A short stable hash of config objects (for run tags and resume safety)."""
-    blob = json.dumps([_plain(p) for p in parts], sort_keys=True, default=str)
+    """A short stable hash of config objects (for run tags and resume safety). A key added
+    later is left out while at its `hash_neutral_defaults` value, so the hash of a config that
+    does not use it is the one it had before the key existed."""
+    blob = json.dumps([_hashed(p) for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

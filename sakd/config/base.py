@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -28,6 +28,9 @@ class ConfigModel(BaseModel):
     """A params.yaml section: strict, frozen, unknown keys refused; null means all defaults."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+    # Keys added after run hashes were published: left out of `config_hash` while at this
+    # value (the behaviour from before the key), so existing runs keep their hash and resume.
+    hash_neutral_defaults: ClassVar[dict[str, Any]] = {}
 
     @model_validator(mode="before")
     @classmethod
@@ -92,6 +95,12 @@ def _tau_schedules() -> list[str]:
     return list_tau_schedules()
 
 
+def _router_lr_schedules() -> list[str]:
+    from sakd.spots import list_router_lr_schedules
+
+    return list_router_lr_schedules()
+
+
 def _device(value: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", value):
         raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
@@ -134,6 +143,7 @@ ModelName = Annotated[str, _registry("model", _models)]
 DistillerName = Annotated[str, _registry("distiller", _distillers)]
 StrategyName = Annotated[str, _registry("strategy", _strategies)]
 TauScheduleName = Annotated[str, _registry("tau schedule", _tau_schedules)]
+RouterLrScheduleName = Annotated[str, _registry("router lr schedule", _router_lr_schedules)]
 PrunerName = Annotated[str, _registry("pruner", lambda: PRUNER_NAMES)]
 SamplerName = Annotated[str, _registry("sampler", lambda: SAMPLER_NAMES)]
 Device = Annotated[str, AfterValidator(_device)]

@@ -6,9 +6,17 @@ makes sense.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sakd.config.base import (
     ConfigModel,
@@ -22,6 +30,7 @@ from sakd.config.base import (
     LearningRate,
     ModelName,
     RelativeRoot,
+    RouterLrScheduleName,
     Seed,
     StrategyName,
     TauScheduleName,
@@ -31,6 +40,14 @@ from sakd.config.base import (
     unique,
 )
 from sakd.config.errors import ConfigError, Problem, config_error, join_key
+
+
+class GlyphsConfig(ConfigModel):
+    """How the generated `glyphs` benchmark is drawn (docs/benchmark.md)."""
+
+    train_per_class: Annotated[int, Field(ge=2, le=100_000)] = 80  # before the val split
+    test_per_class: Annotated[int, Field(ge=1, le=100_000)] = 50
+    generation_seed: Seed = 0  # the images themselves (split_seed only picks the val rows)
 
 
 class DataConfig(ConfigModel):
@@ -45,16 +62,38 @@ class DataConfig(ConfigModel):
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     imagenet_path: str | None = None  # imagenet: an existing ImageFolder tree (train/, val/)
     workers: Workers = 4  # streamed datasets (imagenet): DataLoader worker processes
+    glyphs: GlyphsConfig = GlyphsConfig()  # glyphs only: how it is generated
 
     def dataset_options(self) -> dict[str, Any]:
         """The chosen dataset's own options (what fetch_dataset / build_loaders take)."""
         keys = DATASET_OPTION_KEYS.get(self.dataset, {})
-        return {option: getattr(self, key) for option, key in keys.items()}
+        return {option: _lookup(self, key) for option, key in keys.items()}
+
+    @model_serializer(mode="wrap")
+    def _only_used_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the options of datasets not in use: they shape no run, so a run's params
+        hash (and MLflow params) stay what they were before such a section existed."""
+        data = handler(self)
+        for name in SECTION_OF_DATASET:
+            if name != self.dataset:
+                data.pop(name, None)
+        return data
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+SECTION_OF_DATASET = ("glyphs",)
+"""data.<name> sections that belong to one dataset (dumped only when it is the one used)."""
 
 
 DATASET_OPTION_KEYS: dict[str, dict[str, str]] = {
     "digits": {"test_fraction": "test_fraction", "split_seed": "split_seed"},
     "imagenet": {"path": "imagenet_path"},
+    "glyphs": {option: f"glyphs.{option}" for option in GlyphsConfig.model_fields},
 }
 """Per dataset: its loader option -> the data.* key that sets it."""
 
@@ -175,9 +214,13 @@ class DistillConfig(Schedule):
     teacher_trainable: Literal["frozen", "scratch", "pretrained"] = "frozen"
     teacher_loss: Literal["own_ce", "all"] = "own_ce"  # a trained teacher learns from: ...
     router_lr_ratio: Annotated[float, Field(gt=0, le=1e3)] = 0.5
+    # the router's lr per epoch (sakd.spots.router_lr): follow_student | authors_trainable_teacher
+    router_lr_schedule: RouterLrScheduleName = "follow_student"
     router_weight_decay: Decay = 1e-3
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # distill.options.crd...
     decision_grid: Count = 32  # validation images in the Fig. 5-style decision grid artifact
+
+    hash_neutral_defaults: ClassVar[dict[str, Any]] = {"router_lr_schedule": "follow_student"}
 
     _check_options = field_validator("options")(_distiller_options)
     _gamma_mapping = field_validator("gamma", mode="before")(_gamma_mapping)

@@ -8,7 +8,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 # imported for their registration side effect
-from sakd.data import cifar100, digits, imagenet, tiny_imagenet  # noqa: F401
+from sakd.data import cifar100, digits, glyphs, imagenet, tiny_imagenet  # noqa: F401
 from sakd.data.info import DatasetInfo
 from sakd.data.source import DATASETS, DatasetSource
 

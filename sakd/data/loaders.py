@@ -84,7 +84,7 @@ def build_split_loaders(
     some of its fields (a mapping, e.g. {"pad": 2}); info has num_classes as found on disk for
     folder datasets."""
     source = dataset_source(name)
-    info = source.info
+    info = source.loader_info(Path(root), **dataset_options)
     spec = _augment_spec(info, augment)
     eval_batch_size = eval_batch_size or batch_size
     common = {

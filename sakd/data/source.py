@@ -56,6 +56,11 @@ class DatasetSource(ABC):
         """Raise DatasetOptionError for a bad content option value (before touching any file)."""
         return None  # most datasets have nothing to check
 
+    def loader_info(self, root: Path, **options: Any) -> DatasetInfo:
+        """The info the loaders use; a dataset whose statistics are measured at fetch time
+        (glyphs) returns them from its manifest."""
+        return self.info
+
     @abstractmethod
     def fetch(self, root: Path, **options: Any) -> Path:
         """Make the dataset ready under root (idempotent); return the folder that holds it."""

@@ -3,11 +3,15 @@
 Each format is an `Exporter`: `write(model, example, path)` and `load(path)` -> a function from a
 float32 NCHW batch (numpy) to logits (numpy). `export_model` writes, reloads and compares on a
 fixed batch of a different size than the one traced, so a batch dimension frozen by mistake fails.
+
+All or nothing: the files of an export are written under their final names into a temporary folder
+beside the target, loaded and verified from there, and only then renamed into place (side files
+first, the main file last). A failed export leaves the previous files as they were.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from sakd.atomic import temporary_dir
+from sakd.models.normalise import Normalised
 from sakd.registry import Registry
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -32,6 +38,7 @@ class Exporter:
     write: Callable[[nn.Module, torch.Tensor, Path], None]
     load: Callable[[Path], Runner]
     needs: str = ""  # the pip extra that provides it, for the error message
+    side_files: Callable[[Path], list[Path]] = lambda path: []  # files it may write beside path
 
 
 EXPORTERS: Registry[Exporter] = Registry("export format")
@@ -44,13 +51,21 @@ class Exported:
     max_abs_diff: float
     atol: float
     batch: int
+    normalised_inside: bool = False  # True: takes images in [0, 1] (sakd.models.normalise)
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """One self-contained .onnx; weights go to `<name>.data` beside it only past ONNX's 2 GB
+    limit for a single file (then the exporter names that file after `path`)."""
     batch = torch.export.Dim("batch", min=1)
-    torch.onnx.export(model, (example,), str(path), input_names=["images"],
-                      output_names=["logits"], dynamic_shapes=({0: batch},), dynamo=True,
-                      verbose=False)
+    program = torch.onnx.export(model, (example,), input_names=["images"],
+                                output_names=["logits"], dynamic_shapes=({0: batch},),
+                                dynamo=True, verbose=False)
+    program.save(str(path), external_data=False)  # external anyway when over the limit
+
+
+def _onnx_side_files(path: Path) -> list[Path]:
+    return [path.with_name(f"{path.name}.data")]
 
 
 def _load_onnx(path: Path) -> Runner:
@@ -83,7 +98,8 @@ def _load_pt2(path: Path) -> Runner:
     return lambda x: module(torch.from_numpy(x)).detach().numpy()
 
 
-EXPORTERS.register("onnx")(lambda: Exporter(_write_onnx, _load_onnx, needs="deploy"))
+EXPORTERS.register("onnx")(lambda: Exporter(_write_onnx, _load_onnx, needs="deploy",
+                                             side_files=_onnx_side_files))
 EXPORTERS.register("torchscript")(lambda: Exporter(_write_torchscript, _load_torchscript))
 EXPORTERS.register("pt2")(lambda: Exporter(_write_pt2, _load_pt2))
 
@@ -95,35 +111,44 @@ def export_model(
     """Write `model` (eval mode, CPU) as `fmt` to `path` and verify it on a fixed random batch.
 
     Traced with a batch of 2 and verified with `batch` images, so the batch dimension must be
-    dynamic. Raises ExportMismatchError naming the max abs difference when it exceeds `atol`."""
+    dynamic. Raises ExportMismatchError naming the max abs difference when it exceeds `atol`;
+    then, as on any failure, the files at `path` are left as they were."""
     exporter = EXPORTERS.create(fmt)
     model = _inference_mode(model)
     generator = torch.Generator().manual_seed(seed)
     trace = torch.randn(2, *input_shape, generator=generator)
     check = torch.randn(batch, *input_shape, generator=generator)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # renamed once verified
-    try:
+    with temporary_dir(path.parent) as scratch:  # beside the target: renames stay atomic
+        staged = scratch / path.name
         try:
-            exporter.write(model, trace, partial)
-            run = exporter.load(partial)
+            exporter.write(model, trace, staged)
+            run = exporter.load(staged)
         except ImportError as err:
             hint = f' (pip install -e ".[{exporter.needs}]")' if exporter.needs else ""
             raise ImportError(f"{fmt} export needs {err.name}{hint}") from err
         diff = _verify(model, run, check, fmt, path, atol)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return Exported(path, fmt, diff, atol, batch)
+        _publish(staged, path, exporter.side_files(path))
+    return Exported(path, fmt, diff, atol, batch, isinstance(model, Normalised))
+
+
+def _publish(staged: Path, path: Path, side_files: list[Path]) -> None:
+    """Rename the verified files into place: side files first, the main file last; a side
+    file of the previous export that this one did not write is removed after."""
+    written = {side: staged.parent / side.name for side in side_files}
+    written = {side: tmp for side, tmp in written.items() if tmp.exists()}
+    for side, tmp in written.items():
+        os.replace(tmp, side)
+    os.replace(staged, path)
+    for side in side_files:
+        if side not in written:
+            side.unlink(missing_ok=True)
 
 
 def _inference_mode(model: nn.Module) -> nn.Module:
-    """CPU, eval mode, NCHW. A torch.export module (MLflow's pt2 models) is already traced in
-    eval mode and refuses .eval()/.train()."""
-    model = model.cpu()
-    with contextlib.suppress(NotImplementedError):
-        model.eval()
-    return model.to(memory_format=torch.contiguous_format)
+    """CPU, eval mode (exported graphs are inference graphs: BN running stats, no dropout),
+    NCHW."""
+    return model.cpu().eval().to(memory_format=torch.contiguous_format)
 
 
 def _verify(model: nn.Module, run: Runner, check: torch.Tensor, fmt: str, path: Path,

@@ -1,4 +1,5 @@
-"""CIFAR ResNets of the CRD benchmark (resnet8 ... resnet110, resnet8x4, resnet32x4).
+"""CIFAR ResNets of the CRD benchmark (resnet8 ... resnet110, resnet8x4, resnet32x4), and
+resnet8_half: resnet8 at half width, the embedded glyphs benchmark's student (docs/benchmark.md).
 
 Depth 6n + 2: a 3x3 stem, three groups of n basic blocks (strides 1, 2, 2), global average
 pooling and a linear classifier. Features: [stem, group1, group2, group3, pooled embedding].
@@ -15,6 +16,7 @@ from sakd.models.zoo import register_model
 
 _NARROW = (16, 16, 32, 64)  # stem, group1, group2, group3 channels
 _WIDE = (32, 64, 128, 256)  # the "x4" variants
+_HALF = (8, 8, 16, 32)  # half of _NARROW: a student small enough that resnet8 can teach it
 
 
 class CifarResNet(SpotNet):
@@ -46,3 +48,4 @@ for _depth in (8, 14, 20, 32, 44, 56, 110):
     _register(f"resnet{_depth}", _depth, _NARROW)
 _register("resnet8x4", 8, _WIDE)
 _register("resnet32x4", 32, _WIDE)
+_register("resnet8_half", 8, _HALF)

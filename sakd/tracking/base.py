@@ -106,9 +106,14 @@ class Tracker:
         """Record which data the run trained on (MLflow: the run's Datasets)."""
         raise NotImplementedError
 
-    def log_model(self, model: nn.Module, name: str, example: torch.Tensor) -> str | None:
-        """Log a network as a loadable model (logits for a batch); returns its URI, if any."""
+    def log_model(self, model: nn.Module, name: str, example: torch.Tensor,
+                  normalisation: Mapping[str, list[float]] | None = None) -> str | None:
+        """Log a network as a loadable model (with the training `normalisation` inside: images
+        in [0, 1]); returns its URI, if any."""
         raise NotImplementedError
+
+    def open_store(self) -> None:
+        """Open the backend's store now, so a broken one fails before any training."""
 
 
 def mark_current(tracker: Tracker, experiment: str, run_id: str,
@@ -124,10 +129,8 @@ def mark_current(tracker: Tracker, experiment: str, run_id: str,
 
 
 def resolve_tracking_uri(configured: str | None, repo_root: Path) -> str:
-    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root.
-
-    Absolute, so DVC experiments running in temp dirs still write to the one database.
-    """
+    """MLFLOW_TRACKING_URI wins, then params, then an absolute sqlite file at the repo root
+    (absolute, so DVC experiments running in temp dirs still write to the one database)."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env

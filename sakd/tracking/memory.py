@@ -70,7 +70,7 @@ class MemoryTracker(Tracker):
     def log_dataset(self, record):
         self.runs[self._stack[-1]].setdefault("datasets", []).append(record)
 
-    def log_model(self, model, name, example):
+    def log_model(self, model, name, example, normalisation=None):
         self.runs[self._stack[-1]].setdefault("models", {})[name] = model
         return None
 

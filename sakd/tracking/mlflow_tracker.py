@@ -1,5 +1,6 @@
 """The MLflow tracker: runs in MLflow's store (a sqlite file, a server), artifacts under the
-experiment's artifact location, models as MLflow models."""
+experiment's artifact location, models as MLflow models. An error of the store's database
+(not a database, locked, unreachable) becomes one TrackingStoreError (sakd.tracking_errors)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-
 from sakd.tracking.base import EXPERIMENT_KIND_TAG, Tracker, end_status
+from sakd.tracking_errors import guarded, store_errors
 
 
 class MLflowTracker(Tracker):
@@ -35,10 +35,10 @@ class MLflowTracker(Tracker):
         run = self._mlflow.active_run()
         return run.info.run_id if run else None
 
+    @guarded
     def open_store(self) -> None:
-        """A database store creates its tables on first use, and MLflow's migration fails
-        when two processes run it at once ("expected to match one row ... in
-        'alembic_version'"): whoever starts parallel workers opens the store first."""
+        """Tables are created on first use and MLflow's migration fails when two processes run
+        it at once ("... 'alembic_version'"): whoever starts parallel workers opens it first."""
         self._client().search_experiments(max_results=1)
 
     def _experiment_id(self, name: str) -> str:
@@ -61,32 +61,39 @@ class MLflowTracker(Tracker):
 
     @contextlib.contextmanager
     def run(self, experiment, run_name, tags, params, run_id=None, nested=False):
+        with store_errors(self.tracking_uri):  # not around the body: its errors are its own
+            active = self._start(experiment, run_name, tags, params, run_id, nested)
+        try:  # not `with active`: it ends every exception's run FAILED
+            yield active.info.run_id
+        except BaseException as err:
+            self._end(end_status(err))
+            raise
+        self._end(end_status(None))
+
+    @guarded
+    def _end(self, status: str) -> None:
+        self._mlflow.end_run(status)
+
+    def _start(self, experiment, run_name, tags, params, run_id, nested):
         mlflow = self._mlflow
         if run_id is not None:
             active = mlflow.start_run(run_id=run_id, nested=nested,
                                       log_system_metrics=self.system_metrics)
         else:
             active = mlflow.start_run(
-                experiment_id=self._experiment_id(experiment),
-                run_name=run_name,
-                tags={**self.default_tags, **tags},
-                nested=nested,
-                log_system_metrics=self.system_metrics,
-            )
+                experiment_id=self._experiment_id(experiment), run_name=run_name,
+                tags={**self.default_tags, **tags}, nested=nested,
+                log_system_metrics=self.system_metrics)
             # MLflow params are strings of at most 6000 chars; log in batches of 100.
             items = [(k, str(v)[:6000]) for k, v in params.items()]
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i : i + 100]))
-        try:  # not `with active`: it ends every exception's run FAILED
-            yield active.info.run_id
-        except BaseException as err:
-            mlflow.end_run(end_status(err))
-            raise
-        mlflow.end_run(end_status(None))
+        return active
 
     def _client(self):
         return self._mlflow.MlflowClient(self.tracking_uri)
 
+    @guarded
     def find_runs(self, experiment, tags, status=None):
         client = self._client()
         exp = client.get_experiment_by_name(experiment)
@@ -99,24 +106,30 @@ class MLflowTracker(Tracker):
                                   order_by=["attributes.start_time DESC"])
         return [r.info.run_id for r in runs]
 
+    @guarded
     def set_run_tags(self, run_id, tags):
         client = self._client()
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
 
+    @guarded
     def terminate(self, run_id, status):
         self._client().set_terminated(run_id, status=status)
 
+    @guarded
     def log_metrics(self, metrics, step):
         clean = {_metric_key(k): float(v) for k, v in metrics.items()}
         self._mlflow.log_metrics(clean, step=step)
 
+    @guarded
     def log_artifact(self, path, artifact_path=None):
         self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
+    @guarded
     def set_tags(self, tags):
         self._mlflow.set_tags(dict(tags))
 
+    @guarded
     def log_dataset(self, record):
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
@@ -128,23 +141,12 @@ class MLflowTracker(Tracker):
         tags = {f"{split}_size": str(n) for split, n in record.splits.items()}
         self._mlflow.log_input(dataset, context="training", tags=tags)
 
-    def log_model(self, model, name, example):
-        """mlflow.pytorch model with signature + input example; a CPU copy in eval mode, so
-        `mlflow.pytorch.load_model(uri)` returns the network without the training device."""
-        import copy
+    @guarded
+    def log_model(self, model, name, example, normalisation=None):
+        """mlflow.pytorch model + weights that load safely (sakd.tracking_models)."""
+        from sakd.tracking_models import log_pytorch_model
 
-        import mlflow.pytorch
-        from mlflow.models import infer_signature
-
-        net = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
-        x = example[:2].detach().cpu().float().contiguous()
-        with torch.no_grad():
-            signature = infer_signature(x.numpy(), net(x).numpy())
-        info = mlflow.pytorch.log_model(
-            net, name=name, input_example=x.numpy(), signature=signature,
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-        )
-        return info.model_uri
+        return log_pytorch_model(model, name, example, normalisation)
 
 
 def _metric_key(key: str) -> str:
