@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
+from pipeline.cli_common import (
+    ForceOpt,
+    ParamsOpt,
+    QuietOpt,
+    RootOpt,
+    load_context,
+    user_errors_exit_2,
+)
 from pipeline.cli_deploy import compression, export, register
 from pipeline.cli_tools import bench, preset, queue, tune
 from pipeline.errors import UserError
@@ -71,15 +78,17 @@ def pretrain(
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = None,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
-    """Train one architecture alone (teachers; students alone = the paper's S row)."""
+    """Train one architecture alone (teachers; students alone = the paper's S row); a
+    finished one is reported, not retrained (unless --force)."""
     from pipeline.launch import relaunch_if_asked
     from pipeline.pretrain import run_pretrain
 
     check_names(arch=arch)
     p, root_dir = load_context(params, root)
     relaunch_if_asked(p)
-    m = run_pretrain(p, arch, root_dir, progress=not quiet)
+    m = run_pretrain(p, arch, root_dir, progress=not quiet, force=force)
     if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
         typer.echo(f"{arch}: final top-1 {m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
 
@@ -98,9 +107,11 @@ def distill(
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = None,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Distill one teacher -> student pair with one distiller and strategy, seed after seed
-    (each seed its own MLflow run and checkpoint)."""
+    (each seed its own MLflow run and checkpoint); a finished seed is reported, not retrained
+    (unless --force)."""
     from pipeline.distill import run_distill_cell
     from pipeline.launch import relaunch_if_asked
 
@@ -114,7 +125,8 @@ def distill(
                        f"{m['top1']:.2f}% (val {m['val_top1']:.2f}%)")
 
     run_distill_cell(p, root_dir, teacher, student, distiller, strategy,
-                     seed if seed else p.runs.seeds, progress=not quiet, on_seed=say)
+                     seed if seed else p.runs.seeds, progress=not quiet, on_seed=say,
+                     force=force)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""What every `sakd` command shares: the --params/--root/--quiet options, the exit-2
+"""What every `sakd` command shares: the --params/--root/--quiet/--force options, the exit-2
 handling of bad input, and reading params.yaml from the project root."""
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ RootOpt = Annotated[
     Path | None, typer.Option("--root", help="project root (default: nearest with params.yaml)")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="retrain a finished cell (its checkpoint and a FINISHED MLflow run of the "
+    "same params exist); its earlier runs are kept, tagged sakd.superseded_by")]
 
 
 def user_errors_exit_2(fn: F) -> F:

@@ -68,8 +68,10 @@ def run_compression(params: Params, root: Path) -> Path:
     shape = (info.channels, info.input_size, info.input_size)
     rows, nets = [], {}
     for pair in params.runs.pairs:
-        best = champion(pair_candidates(params, layout, results["students"], pair.teacher,
-                                        pair.student))
+        distilled = [c for c in pair_candidates(params, layout, results, pair.teacher,
+                                                pair.student)
+                     if not c.key.startswith("pretrain/")]  # alone: its own row below
+        best = champion(distilled)
         roles = [("teacher", pair.teacher, layout.pretrained(pair.teacher), "model")]
         if pair.student in results["teachers"]:
             roles.append(("student alone", pair.student, layout.pretrained(pair.student), "model"))

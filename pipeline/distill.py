@@ -5,6 +5,8 @@ store) is paid once per stage, not once per seed; each seed stays its own MLflow
 own checkpoint, metrics and plots. The run itself is built by sakd.build; this module adds what
 belongs to the pipeline: the teacher checkpoint it loads, the checkpoint path, the MLflow run,
 and the DVC outputs. `build_distillation` is shared with the sensitivity stage (its trials).
+A seed's MLflow run is named `<distiller> <strategy> s<seed>` and tagged with dataset, pair and
+its run path; a finished seed is not trained again unless forced (pipeline.cells).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.cells import Cell, skip_finished
 from pipeline.decisions import write_decision_grid
 from pipeline.launch import training_device
 from pipeline.lineage import log_dataset_and_model, source_tags
@@ -64,6 +67,13 @@ def _teacher_factory(params: Params, root: Path, arch: str) -> Callable[[int], S
     return make
 
 
+def distill_hash(params: Params, teacher: str, student: str, distiller: str, strategy: str,
+                 seed: int, cfg: DistillConfig | None = None) -> str:
+    """The config hash of one distillation (checkpoint and MLflow tag `params_hash`)."""
+    return config_hash(params.data, cfg or params.distill, teacher, student, distiller,
+                       strategy, seed)
+
+
 def build_distillation(
     params: Params, root: Path, teacher_arch: str, student_arch: str, distiller_name: str,
     strategy: str, seed: int, checkpoint_path: Path, cfg: DistillConfig | None = None,
@@ -82,8 +92,8 @@ def build_distillation(
         test=run.test if with_test else None,  # tuning trials never read the test split
         modules=step.modules_to_checkpoint(), optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=checkpoint_path,
-        config_hash=config_hash(data, cfg, teacher_arch, student_arch, distiller_name,
-                                strategy, seed),
+        config_hash=distill_hash(params, teacher_arch, student_arch, distiller_name, strategy,
+                                 seed, cfg),
         metadata={
             "arch": student_arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
             "teacher": teacher_arch, "distiller": distiller_name, "strategy": strategy,
@@ -96,8 +106,9 @@ def build_distillation(
     )
     tags = {
         "stage": "distill", "dataset": data.dataset, "teacher": teacher_arch,
-        "student": student_arch, "distiller": distiller_name, "strategy": strategy,
-        "seed": str(seed), "git_commit": git_commit(root), "params_hash": job.config_hash,
+        "student": student_arch, "pair": f"{teacher_arch}-{student_arch}",
+        "distiller": distiller_name, "strategy": strategy, "seed": str(seed),
+        "git_commit": git_commit(root), "params_hash": job.config_hash,
         **source_tags(root, f"sakd distill --teacher {teacher_arch} --student {student_arch} "
                             f"--distiller {distiller_name} --strategy {strategy} --seed {seed}"),
     }
@@ -113,6 +124,7 @@ def run_distill_cell(
     params: Params, root: Path, teacher: str, student: str, distiller: str, strategy: str,
     seeds: Sequence[int], progress: bool = True,
     on_seed: Callable[[int, dict], None] | None = None, tracker: Tracker | None = None,
+    force: bool = False,
 ) -> dict[int, dict]:
     """Every seed of one distill stage, one after the other in this process; metrics per seed.
 
@@ -122,7 +134,8 @@ def run_distill_cell(
     out: dict[int, dict] = {}  # (MLflow keeps one store per URI: opened once for all seeds)
     for seed in seeds:
         out[seed] = run_distill(params, root, teacher, student, distiller, strategy, seed,
-                                tracker=tracker, progress=progress, keep_resume=True)
+                                tracker=tracker, progress=progress, keep_resume=True,
+                                force=force)
         if on_seed:
             on_seed(seed, out[seed])
     layout = Layout(root, params.data.dataset)
@@ -135,21 +148,26 @@ def run_distill_cell(
 def run_distill(
     params: Params, root: Path, teacher: str, student: str, distiller: str, strategy: str,
     seed: int, tracker: Tracker | None = None, progress: bool = True, keep_resume: bool = False,
+    force: bool = False,
 ) -> dict:
     """Run one seed of a distill stage and write its DVC outputs; returns its metrics
-    (rank 0 of a torchrun launch writes them; the other ranks return {})."""
+    (rank 0 of a torchrun launch writes them; the other ranks return {}). A finished seed is
+    reported and not trained again (its metrics are returned) unless `force`."""
     layout = Layout(root, params.data.dataset)
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)
     resume = layout.resume(ckpt)
     tracker = tracker or make_tracker(params, root)
-    open_store_early(tracker)
+    open_store_early(tracker)  # a broken store fails now, before any data or training
+    cell = Cell(f"{params.tracking.experiment_prefix}-distill", f"{params.data.dataset}/{key}",
+                distill_hash(params, teacher, student, distiller, strategy, seed), ckpt, resume)
+    done = skip_finished(tracker, cell, force)
+    if done is not None:
+        return done
     d = build_distillation(params, root, teacher, student, distiller, strategy, seed, resume,
                            progress=progress)
-    spec = RunSpec(
-        experiment=f"{params.tracking.experiment_prefix}-distill",
-        name=f"{params.data.dataset}/{key}", tags=d.tags, params=d.params,
-    )
+    spec = RunSpec(experiment=cell.experiment, name=f"{distiller} {strategy} s{seed}",
+                   path=cell.path, tags=d.tags, params=d.params)
     plots = layout.distill_plots(key)
     metrics: dict = {}
 

@@ -1,9 +1,14 @@
-"""`pretrain` stage: supervised training of one architecture (a teacher, or a student alone)."""
+"""`pretrain` stage: supervised training of one architecture (a teacher, or a student alone).
+
+Its MLflow run is named after the architecture (`resnet20`) and tagged with the dataset and its
+run path (`<dataset>/<arch>`); a finished one is not trained again unless forced (pipeline.cells).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.cells import Cell, skip_finished
 from pipeline.launch import training_device
 from pipeline.lineage import log_dataset_and_model, source_tags
 from pipeline.outputs import (
@@ -23,27 +28,34 @@ from sakd.train.loop import RunSpec, TrainingJob, fit
 
 
 def run_pretrain(
-    params: Params, arch: str, root: Path, tracker: Tracker | None = None, progress: bool = True
+    params: Params, arch: str, root: Path, tracker: Tracker | None = None, progress: bool = True,
+    force: bool = False,
 ) -> dict:
     """Train `arch` alone on the configured dataset; returns the metrics written (rank 0 of a
-    torchrun launch writes them; the other ranks return {})."""
+    torchrun launch writes them; the other ranks return {}). A finished cell is reported and
+    not trained again (its metrics are returned) unless `force`."""
     cfg, data = params.pretrain, params.data
     if arch not in params.runs.pretrain:
         from pipeline.errors import UserError
 
         raise UserError(f"{arch!r} is not in runs.pretrain {params.runs.pretrain}")
     layout = Layout(root, data.dataset)
-    tracker = tracker or make_tracker(params, root)
-    open_store_early(tracker)
-    device = training_device(params.runtime, root)
-    run = built = build_supervised_run(params, root / data.root, device, arch)
     ckpt = layout.pretrained(arch)
     resume = layout.resume(ckpt)
+    tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)  # a broken store fails now, before any data or training
+    cell = Cell(f"{params.tracking.experiment_prefix}-pretrain", f"{data.dataset}/{arch}",
+                config_hash(data, cfg, arch), ckpt, resume)
+    done = skip_finished(tracker, cell, force)
+    if done is not None:
+        return done
+    device = training_device(params.runtime, root)
+    run = built = build_supervised_run(params, root / data.root, device, arch)
     job = TrainingJob(
         step=run.step, train_loader=run.train_loader, evaluate=run.evaluate, test=run.test,
         epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
         schedulers=run.schedulers, checkpoint_path=resume,
-        config_hash=config_hash(data, cfg, arch),
+        config_hash=cell.params_hash,
         metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
                   NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std)},
         progress=progress,
@@ -55,9 +67,7 @@ def run_pretrain(
         **source_tags(root, f"sakd pretrain --arch {arch}"),
     }
     run = RunSpec(
-        experiment=f"{params.tracking.experiment_prefix}-pretrain",
-        name=f"{data.dataset}/{arch}",
-        tags=tags,
+        experiment=cell.experiment, name=arch, path=cell.path, tags=tags,
         params={**flatten(data, "data"), **flatten(cfg, "pretrain"), "arch": arch},
     )
     metrics: dict = {}

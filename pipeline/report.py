@@ -32,7 +32,7 @@ from sakd.report import (
 )
 from sakd.report.aggregate import distiller_sort_key, strategy_sort_key
 from sakd.report.compression import render_compression
-from sakd.report.curves import spots_csv_text, strategies_csv_text
+from sakd.report.curves import chart_title, spots_csv_text, strategies_csv_text
 from sakd.report.routes import route_band_csv_text
 from sakd.report.val_curves import band, bands_csv_text, parse_val_curve, val_png_bytes
 
@@ -88,14 +88,15 @@ def write_route_figures(
         per_run = [_read_route(p) for p in sources]
         curve = average_routes(per_run, [str(p) for p in sources])
         stem = plots_dir / f"route_{teacher}-{student}_{distiller}"
-        title = f"{layout.dataset}: {teacher} → {student}, {distiller}, adaptive " + (
+        chart = chart_title(layout.dataset, teacher, student, distiller)
+        title = f"{chart}, adaptive " + (
             f"(mean over {len(runs)} seeds, band: min–max)" if len(runs) > 1 else "(1 seed)")
         png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
         atomic_write_bytes(png, route_png_bytes(curve, title))
         atomic_write_text(csv, route_csv_text(curve))
         atomic_write_text(stem.with_name(f"{stem.name}_band.csv"), route_band_csv_text(curve))
         atomic_write_text(plots_dir / "spots" / f"{teacher}-{student}_{distiller}.csv",
-                          spots_csv_text(curve))  # dvc.yaml's Fig. 3 chart: a line per spot
+                          spots_csv_text(curve, chart))  # dvc.yaml's Fig. 3: a line per spot
         figures.append(RouteFigure(
             teacher, student, distiller,
             image=_relative(png, report_dir), data=_relative(csv, report_dir), n_seeds=len(runs),
@@ -121,14 +122,14 @@ def write_val_figures(
                                 for r in runs if r.strategy == strategy])
                 for strategy in sorted({r.strategy for r in runs}, key=strategy_sort_key)
             }
-            caption = f"{layout.dataset}: {pair[0]} → {pair[1]}, {distiller}"
+            caption = chart_title(layout.dataset, *pair, distiller)
             stem = plots_dir / f"val_{pair[0]}-{pair[1]}_{distiller}"
             png, csv = stem.with_suffix(".png"), stem.with_suffix(".csv")
             atomic_write_bytes(png, val_png_bytes(bands, caption + " (mean, min-max over seeds)"))
             atomic_write_text(csv, bands_csv_text(bands))
-            # the same means, wide, for dvc.yaml's top-level `strategies` plot
+            # the same means, a row per strategy and epoch, for dvc.yaml's `strategies` plot
             atomic_write_text(plots_dir / "strategies" / f"{pair[0]}-{pair[1]}_{distiller}.csv",
-                              strategies_csv_text(bands))
+                              strategies_csv_text(bands, caption))
             out.append((caption, _relative(png, report_dir), _relative(csv, report_dir)))
     return out
 

@@ -81,11 +81,12 @@ def test_rank0_alone_writes_outputs_and_exactly_one_mlflow_run_per_cell(ddp):
     key = run_key("resnet8", "resnet8", "at", "adaptive", 0)
     assert json.loads(layout.distill_metrics(key).read_text()) == ranks[0]["distill_metrics"]
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    cells = (("sakd-pretrain", "digits/resnet8"), ("sakd-distill", f"digits/{key}"))
-    for experiment, name in cells:
+    cells = (("sakd-pretrain", "resnet8", "digits/resnet8"),
+             ("sakd-distill", "at adaptive s0", f"digits/{key}"))
+    for experiment, name, path in cells:
         exp = client.get_experiment_by_name(experiment)
         runs = client.search_runs([exp.experiment_id])
-        assert [r.info.run_name for r in runs] == [name]
+        assert [(r.info.run_name, r.data.tags["run_path"]) for r in runs] == [(name, path)]
         assert runs[0].info.status == "FINISHED"
 
 

@@ -117,5 +117,5 @@ def test_slices_on_two_machines_then_one_repro_restores_every_stage(tmp_path):
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("sakd-distill")
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    assert Counter(r.info.run_name for r in runs) == Counter(
+    assert Counter(r.data.tags["run_path"] for r in runs) == Counter(
         {f"digits/resnet14-resnet8/kd-{s}/seed{k}": 1 for s in STRATEGIES for k in SEEDS})

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.paths import Layout, dvc_experiment_tags, store_root
 from sakd.report import RouteCurve, parse_evaluate, summary_metrics
-from sakd.report.curves import spots_csv_text, strategies_csv_text
+from sakd.report.curves import chart_title, spots_csv_text, strategies_csv_text
 from sakd.report.val_curves import band
 
 
@@ -34,19 +34,23 @@ def test_summary_pairs_adaptive_and_always_by_seed():
     assert list(summary) == ["t-s"] and list(summary["t-s"]) == ["kd"]
 
 
-def test_strategies_chart_averages_seeds_per_epoch():
+def test_strategies_chart_averages_seeds_per_epoch_and_names_pair_and_distiller():
     bands = {"always": band([{1: 10.0, 2: 20.0}]),
              "adaptive": band([{1: 10.0, 2: 30.0, 3: 40.0}, {1: 20.0, 2: 20.0, 3: 50.0}])}
-    text = strategies_csv_text(bands)
-    assert text.splitlines() == ["epoch,adaptive,always", "1,15.0000,10.0000",
-                                 "2,25.0000,20.0000", "3,45.0000,"]
+    title = chart_title("digits", "resnet20", "resnet8", "at")
+    assert title == "digits: resnet20 → resnet8, at"
+    text = strategies_csv_text(bands, title)
+    t = '"digits: resnet20 → resnet8, at"'  # quoted: the title holds a comma
+    assert text.splitlines() == ["epoch,strategy,val_top1,chart", f"1,adaptive,15.0000,{t}",
+                                 f"2,adaptive,25.0000,{t}", f"3,adaptive,45.0000,{t}",
+                                 f"1,always,10.0000,{t}", f"2,always,20.0000,{t}"]
 
 
 def test_spots_chart_has_one_row_per_epoch_and_spot():
     curve = RouteCurve(("spot2", "logits"), (1, 2), ((0.5, 1.0), (0.25, 0.75)), (1, 1))
-    assert spots_csv_text(curve).splitlines() == [
-        "epoch,spot,p_distill", "1,spot2,0.500000", "1,logits,1.000000",
-        "2,spot2,0.250000", "2,logits,0.750000"]
+    assert spots_csv_text(curve, "t").splitlines() == [
+        "epoch,spot,p_distill,chart", "1,spot2,0.500000,t", "1,logits,1.000000,t",
+        "2,spot2,0.250000,t", "2,logits,0.750000,t"]
 
 
 def test_stores_live_in_the_repository_dvc_came_from(tmp_path):

@@ -55,7 +55,7 @@ def _statuses(tracker: MLflowTracker) -> list[str]:
     client = mlflow.MlflowClient(tracker.tracking_uri)
     exp = client.get_experiment_by_name(SPEC.experiment)
     runs = client.search_runs([exp.experiment_id],
-                              filter_string=f"attributes.run_name = '{SPEC.name}'")
+                              filter_string=f"tags.run_path = '{SPEC.name}'")
     return sorted(r.info.status for r in runs)
 
 
@@ -65,7 +65,8 @@ def test_a_run_killed_before_its_first_checkpoint_leaves_no_running_orphan(tmp_p
 
     client = mlflow.MlflowClient(mlflow_tracker.tracking_uri)
     experiment = mlflow_tracker._experiment_id(SPEC.experiment)
-    client.create_run(experiment, run_name=SPEC.name)  # what a SIGKILL leaves: RUNNING, no ckpt
+    # what a SIGKILL leaves: RUNNING, no checkpoint; found by its cell's tag, not its name
+    client.create_run(experiment, run_name=SPEC.name, tags={"run_path": SPEC.name})
     assert "RUNNING" in _statuses(mlflow_tracker)
     fit(_job(tmp_path / "c.pt"), mlflow_tracker, SPEC, log=lambda _: None)
     statuses = _statuses(mlflow_tracker)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from sakd.atomic import ensure_writable
-from sakd.tracking import MemoryTracker, Tracker
+from sakd.tracking import PARAMS_HASH_TAG, RUN_PATH_TAG, MemoryTracker, Tracker, mark_current
 from sakd.train import distributed
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
 from sakd.train.divergence import divergence
@@ -177,13 +177,15 @@ def default_summary(stats: dict[str, torch.Tensor], samples: int) -> dict[str, f
 
 @dataclass
 class RunSpec:
-    """How the tracking run is named and what it records up front."""
+    """How the tracking run is named and what it records up front. `path` names the cell
+    (tag run_path; default: the name): runs are found by it, never by their display name."""
 
     experiment: str
     name: str
     tags: dict[str, str]
     params: dict[str, Any]
     nested: bool = False  # a child of the caller's open run (sensitivity trials)
+    path: str = ""
 
 
 def fit(
@@ -196,9 +198,11 @@ def fit(
     """Train for job.epochs (resuming if possible) inside one tracking run; returns the history.
 
     A resumed run continues the same tracking run; a finished one is not retrained (on_finish
-    rewrites its outputs from the checkpoint's history). Runs of the same name left RUNNING by a
-    killed process are marked KILLED, so each run has one live tracking run. `on_finish(history)`
-    runs inside the run (log artifacts there).
+    rewrites its outputs from the checkpoint's history). Runs of the same cell left RUNNING by a
+    killed process are marked KILLED, so each cell has one live tracking run; once a run
+    finishes, it is the cell's current one and earlier FINISHED runs of the cell with the same
+    config are tagged superseded (sakd.tracking.mark_current). `on_finish(history)` runs inside
+    the run (log artifacts there).
     """
     ensure_writable(job.checkpoint_path)  # a read-only folder fails now, not after an epoch
     resume = try_resume(job)
@@ -209,16 +213,19 @@ def fit(
             f"config): not retrained; its outputs are rewritten from its history")
     elif resume.start_epoch:
         log(f"resuming {job.checkpoint_path} after epoch {resume.start_epoch}/{job.epochs}")
-    if not run.nested:  # trials have unique names and run beside their siblings
-        tracker.close_orphans(run.experiment, run.name, keep=resume.run_id)
-    with tracker.run(
-        run.experiment, run.name, run.tags, run.params, run_id=resume.run_id, nested=run.nested
-    ):
+    cell = {} if run.nested else {RUN_PATH_TAG: run.path or run.name}  # trials: no cell
+    if cell:
+        tracker.close_orphans(run.experiment, cell, keep=resume.run_id)
+    tags = {**run.tags, **cell, PARAMS_HASH_TAG: job.config_hash}
+    with tracker.run(run.experiment, run.name, tags, run.params, run_id=resume.run_id,
+                     nested=run.nested) as run_id:
         history = _train_epochs(job, tracker, resume, log)
         if job.test and history and "test/top1" not in history[-1]:
             _test_once(job, tracker, history, log)
         if on_finish and distributed.is_main():
             on_finish(history)
+    if cell:
+        mark_current(tracker, run.experiment, run_id, {**cell, PARAMS_HASH_TAG: job.config_hash})
     distributed.barrier()  # every rank returns once rank 0's outputs are complete
     return history
 
