@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -13,6 +11,7 @@ from sakd.distillers import create_distiller
 from sakd.spots import list_strategies
 from sakd.train.capture import CapturedStep, compile_mode
 from sakd.train.evaluate import evaluate
+from tests.conftest import repo_params
 from tests.syncs import count_host_syncs
 from tests.tinynets import TinyNet
 
@@ -153,13 +152,12 @@ def test_runtime_switches_validate():
 
 def test_runtime_capture_builds_a_captured_run_on_full_batches(tmp_path, one_thread):
     """params.yaml's switches reach the run: captured step, foreach SGD, no partial batch."""
-    import yaml
 
     from sakd.build import build_distill_run
     from sakd.data import fetch_dataset
     from sakd.models import create_model
 
-    raw = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    raw = repo_params()
     raw["runtime"].update(capture=True, fused_optimizer=True, device="cpu")
     params = load_params(raw)
     fetch_dataset(params.data.dataset, tmp_path)

@@ -18,6 +18,7 @@ from pipeline.cli import app
 from pipeline.errors import UserError
 from pipeline.settings import read_params
 from sakd.config import REQUIRED_SECTIONS, ConfigError
+from tests.conftest import repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^[A-Za-z_][\w.\[\]]*: \S")
@@ -30,7 +31,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_repository_params_file_loads():
-    assert read_params(REPO / "params.yaml").data.dataset == "digits"
+    assert read_params(REPO / "params.yaml").data.dataset == "glyphs"
 
 
 @pytest.mark.parametrize(("text", "key", "lines"), [
@@ -147,7 +148,7 @@ def _duplicate_a_line(text: str, rng: random.Random) -> str:
 
 def _cases(n: int = 240, seed: int = 1234):
     rng = random.Random(seed)
-    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    base = repo_params()
     for _ in range(n):
         data = copy.deepcopy(base)
         kind, key = _mutate(data, rng)

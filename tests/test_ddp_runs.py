@@ -36,6 +36,7 @@ from sakd.build import build_distill_run, build_supervised_run
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.evaluate import evaluate
 from tests import ddp_worker
+from tests.conftest import on_digits
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +50,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ddp(tmp_path_factory, one_thread):
     """A digits project (resnet8 teacher and student, AT, 2 epochs) run by 2 gloo ranks."""
-    from tests.conftest import REPO
+    from tests.conftest import repo_params
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = repo_params()
     raw["runs"].update(pretrain=["resnet8"], pairs=[{"teacher": "resnet8", "student": "resnet8"}],
                        distillers=["at"], strategies=["adaptive"], seeds=[0])
     for section in ("pretrain", "distill"):
@@ -179,7 +180,7 @@ def test_torchrun_across_two_nodes_on_loopback(ddp):
     import subprocess
 
     root, _params, _ranks = ddp
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = on_digits(yaml.safe_load((root / "params.yaml").read_text()))
     raw["pretrain"].update(epochs=1, milestones=[])
     (root / "params-1epoch.yaml").write_text(yaml.safe_dump(raw))
     port = free_port()
@@ -205,7 +206,7 @@ def test_torchrun_standalone_distill_as_the_readme_shows(ddp):
     import subprocess
 
     root, _params, _ranks = ddp
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = on_digits(yaml.safe_load((root / "params.yaml").read_text()))
     raw["distill"].update(epochs=1, milestones=[])
     (root / "params-distill-1epoch.yaml").write_text(yaml.safe_dump(raw))
     proc = subprocess.run(
@@ -231,7 +232,7 @@ def test_killed_two_process_pretrain_resumes_to_the_uninterrupted_result(ddp, tm
     import time
 
     root, _params, _ranks = ddp
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = on_digits(yaml.safe_load((root / "params.yaml").read_text()))
     raw["pretrain"].update(epochs=4, milestones=[2])
     for name in ("killed", "clean"):
         (tmp_path / name).mkdir()
@@ -271,7 +272,7 @@ def test_runtime_nproc_relaunches_the_plain_command_through_torchrun(ddp, tmp_pa
     import subprocess
 
     root, _params, _ranks = ddp
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = on_digits(yaml.safe_load((root / "params.yaml").read_text()))
     raw["pretrain"].update(epochs=1, milestones=[])
     raw["runtime"]["nproc"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))

@@ -7,7 +7,6 @@ once with a real MLflow tracker on a temporary sqlite store.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import socket
@@ -37,14 +36,14 @@ from pipeline.trained import load_trained
 from sakd.config import load_params
 from sakd.data import build_loaders
 from sakd.tracking import MLflowTracker
-from tests.conftest import REPO
+from tests.conftest import repo_params
 
 NAME = registered_name("digits", "resnet8", "resnet8")
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, one_thread):
-    raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+    raw = repo_params()
     raw["runs"] = {"pretrain": ["resnet8"], "pairs": [{"teacher": "resnet8", "student": "resnet8"}],
                    "distillers": ["kd"], "strategies": ["adaptive", "always"], "seeds": [0]}
     for section in ("pretrain", "distill"):

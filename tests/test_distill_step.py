@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from sakd.build import build_distill_step
@@ -18,6 +16,7 @@ from sakd.models.base import SpotNet
 from sakd.registry import UnknownNameError
 from sakd.spots import DISTILL, gumbel_noise
 from sakd.train.distill_step import DistillStep
+from tests.conftest import repo_params
 from tests.tinynets import TinyNet, conv_block
 
 B, CLASSES = 16, 5
@@ -74,7 +73,7 @@ def _setup(spots=(1, 2), strategy="adaptive", seed=0, cfg=None, tau=5.0, gen_see
 
 def _params_with(**distill) -> dict:
     """The repository's params.yaml with some distill keys replaced."""
-    raw = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    raw = repo_params()
     raw["distill"].update(distill)
     return raw
 

@@ -22,9 +22,9 @@ from sakd.train.loop import RunSpec, TrainingDiverged, TrainingJob, fit
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    from tests.conftest import REPO
+    from tests.conftest import repo_params
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = repo_params()
     raw["runtime"]["device"] = "cpu"
     raw["pretrain"].update(epochs=2, milestones=[1])
     root = tmp_path_factory.mktemp("digits")

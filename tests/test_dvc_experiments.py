@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import on_digits
 from tests.projects import GIT, clean_env, copy_project
 from tests.projects import sh as _sh
 
@@ -25,7 +26,7 @@ def _json(cmd: list[str], cwd: Path, env: dict[str, str]):
 
 def _project(dest: Path) -> None:
     copy_project(dest)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params = on_digits(yaml.safe_load((dest / "params.yaml").read_text()))
     params["runs"] = {"pretrain": ["resnet14", "resnet8"], "pairs": [{"teacher": "resnet14",
                       "student": "resnet8"}], "distillers": ["at"],
                       "strategies": ["adaptive", "always"], "seeds": [0]}

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from fakedata import write_cifar100_archive
 
-from tests.conftest import REPO
+from tests.conftest import REPO, on_digits
 from tests.test_dvc_repro import _copy_project
 
 # Runs in every `sakd` process DVC starts: the official md5 becomes the fake archive's (as the
@@ -38,7 +38,7 @@ def test_a_placed_archive_survives_dvc_repro_fetch_and_is_used(tmp_path):
         pytest.skip("dvc is not installed")
     project = tmp_path / "project"
     _copy_project(project)
-    params = yaml.safe_load((project / "params.yaml").read_text())
+    params = on_digits(yaml.safe_load((project / "params.yaml").read_text()))
     params["data"]["dataset"] = "cifar100"
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, on_digits
 
 
 def _copy_project(dest: Path) -> None:
@@ -31,7 +31,7 @@ def test_dvc_repro_runs_every_stage_and_writes_the_report(tmp_path):
     if shutil.which("dvc") is None:
         pytest.skip("dvc is not installed")
     _copy_project(tmp_path)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params = on_digits(yaml.safe_load((tmp_path / "params.yaml").read_text()))
     params["runs"] = {
         "pretrain": ["resnet14", "resnet8"],
         "pairs": [{"teacher": "resnet14", "student": "resnet8"}],

@@ -16,6 +16,7 @@ from sakd.distillers.functional import attention_map
 from sakd.models import create_model
 from sakd.spots.gumbel import DISTILL
 from sakd.spots.policy import DISTILL_BIAS, resolve_policy_init
+from tests.conftest import repo_params
 from tests.tinynets import TinyNet
 
 CLASSES, B = 5, 8
@@ -260,10 +261,9 @@ def test_trainable_teacher_preset_is_table_viii_as_train_both_runs_it():
 
 
 def test_paper_presets_and_the_default_train_in_fp32():
-    import yaml
 
-    from tests.test_presets import ALL_PRESETS, REPO
+    from tests.test_presets import ALL_PRESETS
 
-    assert load_params(yaml.safe_load((REPO / "params.yaml").read_text())).runtime.autocast is False
+    assert load_params(repo_params()).runtime.autocast is False
     for name in ALL_PRESETS:
         assert _preset(name).runtime.autocast is False, name

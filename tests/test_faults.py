@@ -21,9 +21,9 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    from tests.conftest import REPO
+    from tests.conftest import repo_params
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = repo_params()
     raw["runtime"]["device"] = "cpu"
     raw["pretrain"].update(epochs=1, milestones=[])
     root = tmp_path_factory.mktemp("faults")

@@ -28,6 +28,7 @@ from sakd.config import load_params
 from sakd.tracking import MemoryTracker
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.loop import RunSpec, fit
+from tests.conftest import on_digits
 
 STRATEGIES = ["adaptive", "always", "anti", "random", "never"]
 
@@ -37,9 +38,9 @@ def project(tmp_path_factory):
     """A project root with digits fetched and both networks pretrained (2 epochs)."""
     import copy
 
-    from tests.conftest import REPO
+    from tests.conftest import repo_params
 
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = repo_params()
     raw = copy.deepcopy(raw)
     raw["runs"] = {
         "pretrain": ["resnet14", "resnet8"],
@@ -199,7 +200,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(project, tmp_path):
 def test_killed_pretrain_process_resumes(project, tmp_path):
     """A real SIGKILL mid-run; the restarted command resumes and matches an uninterrupted run."""
     root, _params, _ = project
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw = on_digits(yaml.safe_load((root / "params.yaml").read_text()))
     raw["pretrain"].update(epochs=4, milestones=[2])
     for name in ("killed", "clean"):
         proj = tmp_path / name

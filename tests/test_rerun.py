@@ -5,7 +5,6 @@ names and are found by tags (run_path, pair, dataset), as the README's filters d
 
 from __future__ import annotations
 
-import copy
 import re
 
 import mlflow
@@ -20,7 +19,7 @@ from pipeline.pretrain import run_pretrain
 from sakd.config import load_params
 from sakd.tracking import MemoryTracker, MLflowTracker, mark_current
 from sakd.train.checkpoint import load_checkpoint
-from tests.conftest import REPO
+from tests.conftest import repo_params
 
 CELL = ["--teacher", "resnet8", "--student", "resnet8", "--distiller", "kd",
         "--strategy", "always", "--seed", "0", "-q"]
@@ -30,7 +29,7 @@ KEY = run_key("resnet8", "resnet8", "kd", "always", 0)
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project root with digits fetched, a resnet8 -> resnet8 pair and 2-epoch runs."""
-    raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text()))
+    raw = repo_params()
     raw["runs"] = {"pretrain": ["resnet8"], "pairs": [{"teacher": "resnet8", "student": "resnet8"}],
                    "distillers": ["kd"], "strategies": ["always"], "seeds": [0]}
     for section in ("pretrain", "distill"):

@@ -21,6 +21,7 @@ from sakd.models import create_model
 from sakd.registry import UnknownNameError
 from sakd.spots.router_lr import list_router_lr_schedules, router_lr_scheduler
 from sakd.train.loop import TrainingJob, save_state, try_resume
+from tests.conftest import repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 PRESET = REPO / "configs" / "cifar100_trainable_teacher.yaml"
@@ -61,7 +62,7 @@ def _preset() -> DistillConfig:
 
 def _run(tmp_path: Path, distill: dict, student: str = "resnet8"):
     """A real distillation run (digits data, tiny nets) with the given distill settings."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = repo_params()
     raw["distill"].update(distill)
     raw["runtime"].update(device="cpu")
     params = load_params(raw)
