@@ -29,6 +29,8 @@ from sakd.tracking import MemoryTracker
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.loop import RunSpec, fit
 
+pytestmark = pytest.mark.slow  # end to end: the fetch, pretrain, distill, evaluate, report stages
+
 STRATEGIES = ["adaptive", "always", "anti", "random", "never"]
 
 
