@@ -88,8 +88,7 @@ def build_distill_step(
     if channels_last:
         distiller.to(memory_format=torch.channels_last)
     lr = cfg.lr if lr is None else lr
-    trained = _unique_parameters(student, distiller, teacher if trainable else None)
-    trained = [p for p in trained if p.requires_grad]
+    trained = _student_trained(student, distiller, teacher if trainable else None)
     impl = optimizer_kwargs(fused_optimizer, example_x.device)
     optimizers = {"student": _sgd(trained, lr, cfg.momentum, cfg.weight_decay, **impl)}
     if strategy.uses_policy:
@@ -98,7 +97,7 @@ def build_distill_step(
     return DistillStep(
         student, teacher, distiller, strategy, cfg, optimizers,
         _tau_clock(cfg, tau, steps_per_epoch),
-        beta2=cfg.beta2.get(distiller.name, distiller.default_beta) if beta2 is None else beta2,
+        beta2=cfg.beta2_for(distiller) if beta2 is None else beta2,
         policy=policy, routing=routing, generator=generator, autocast=autocast,
         fold_batchnorm=fold_batchnorm,
     )
@@ -113,6 +112,16 @@ def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequ
             if name == "router" else
             torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=decay)
             for name, opt in optimizers.items()}
+
+
+def _student_trained(student: SpotNet, distiller: Distiller,
+                     teacher: SpotNet | None) -> list[nn.Parameter]:
+    """What the student's optimiser trains, each once: the student, the distiller's
+    `student_parameters()` (its own choice: a part it keeps fixed is left out, one it shares
+    is let in), a trainable teacher; those with requires_grad only."""
+    params = [*student.parameters(), *distiller.student_parameters(),
+              *(teacher.parameters() if teacher is not None else ())]
+    return [p for p in {id(p): p for p in params}.values() if p.requires_grad]
 
 
 def _sgd(params: list[nn.Parameter], lr: float, momentum: float,

@@ -150,6 +150,7 @@ def test_runtime_switches_validate():
         load_params({"runtime": {"fused_optimizer": "yes please"}})
 
 
+@pytest.mark.slow  # capture: fetches the dataset and builds a whole captured run
 def test_runtime_capture_builds_a_captured_run_on_full_batches(tmp_path, one_thread):
     """params.yaml's switches reach the run: captured step, foreach SGD, no partial batch."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -37,6 +38,7 @@ def test_unknown_model_lists_valid_names(tmp_path, default_params):
     assert "resnet9" in result.output and "resnet20" in result.output
 
 
+@pytest.mark.slow  # end to end: fetches the dataset, then runs the distill command
 def test_missing_teacher_checkpoint_says_which_stage_to_run(tmp_path, default_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
     runner.invoke(app, ["fetch", "--root", str(tmp_path)])

@@ -77,6 +77,7 @@ def _checkpoints(root: Path) -> list[tuple[Path, str]]:
               for s in ("adaptive", "always"))]
 
 
+@pytest.mark.slow  # end to end: the module's project trains, logs, registers and exports models
 def test_every_trained_network_is_an_mlflow_model_with_the_checkpoint_logits(project):
     """The MLflow model takes images in [0, 1]: the normalisation recorded at training time
     (the loaders' mean/std) is inside it."""
@@ -95,6 +96,7 @@ def test_every_trained_network_is_an_mlflow_model_with_the_checkpoint_logits(pro
         assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 3, 8, 8)
 
 
+@pytest.mark.slow  # end to end: the module's project trains, logs, registers and exports models
 def test_runs_record_dataset_digest_split_sizes_and_source(project):
     root, _, uri = project
     client = MlflowClient(uri)
@@ -118,6 +120,7 @@ def test_digest_changes_with_the_data(tmp_path):
     assert folder_digest(tmp_path) != before
 
 
+@pytest.mark.slow  # end to end: the module's project trains, logs, registers and exports models
 def test_register_picks_the_best_val_run_tags_it_and_never_duplicates(project):
     root, params, uri = project
     layout = Layout(root, "digits")
@@ -142,6 +145,7 @@ def test_register_picks_the_best_val_run_tags_it_and_never_duplicates(project):
     assert json.loads(out.read_text())[NAME]["version"] == int(chosen.version)
 
 
+@pytest.mark.slow  # end to end: the module's project trains, logs, registers and exports models
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_of_the_champion_is_verified_and_batch_dynamic(project, tmp_path, fmt):
     _, _, uri = project
@@ -155,6 +159,7 @@ def test_export_of_the_champion_is_verified_and_batch_dynamic(project, tmp_path,
         assert session.get_inputs()[0].shape[0] == "batch"
 
 
+@pytest.mark.slow  # end to end: the module's project trains, logs, registers and exports models
 def test_export_from_a_checkpoint_and_a_mismatch_names_the_difference(project, tmp_path):
     from pipeline.errors import UserError
     from sakd.deploy.export import EXPORTERS, Exporter, _load_torchscript, _write_torchscript
@@ -173,6 +178,7 @@ def test_export_from_a_checkpoint_and_a_mismatch_names_the_difference(project, t
     assert not (tmp_path / "bad.ts").exists()  # nothing unverified left behind
 
 
+@pytest.mark.slow  # end to end: the module's project trains, logs, registers and exports models
 def test_compression_table_in_the_report(project):
     from pipeline.compression import run_compression
     from pipeline.report import run_report

@@ -11,7 +11,8 @@ from torch import nn
 
 from sakd.build import build_distill_step
 from sakd.config import ConfigError, DistillConfig, load_params
-from sakd.distillers.base import Distiller
+from sakd.distillers import DISTILLERS, create_distiller, register_distiller
+from sakd.distillers.base import Distiller, ElementwiseDistiller
 from sakd.models.base import SpotNet
 from sakd.registry import UnknownNameError
 from sakd.spots import DISTILL, gumbel_noise
@@ -141,6 +142,67 @@ def test_builder_rejects_bad_names_and_pairs():
 def test_beta2_defaults_to_the_distiller_table_value():
     assert _setup()[0].beta2 == 2.0
     assert _setup(beta2=0.5)[0].beta2 == 0.5
+
+
+@pytest.fixture
+def gain_distiller(monkeypatch):
+    """A test-only distiller, registered as `gain_test` for this test alone (the registry's
+    table is restored afterwards). It overrides `student_parameters`, as CONTRIBUTING.md
+    invites: per-spot gains held outside its module tree are trained, its `fixed` layer is not.
+    """
+    monkeypatch.setattr(DISTILLERS, "_factories", dict(DISTILLERS._factories))
+
+    @register_distiller("gain_test")
+    class GainDistiller(ElementwiseDistiller):
+        spot_rule = "blocks"
+        default_beta = 3.0
+
+        def __init__(self, spots: list[int]) -> None:
+            super().__init__(spots)
+            self.fixed = nn.Linear(1, 1)  # requires_grad, yet left out by student_parameters
+            self.gains = [nn.Parameter(torch.ones(())) for _ in spots]  # not submodules
+
+        def per_sample(self, k, f_s, f_t):
+            return self.gains[k] * (f_s.mean((1, 2, 3)) - f_t.mean((1, 2, 3))).pow(2)
+
+        def student_parameters(self):
+            return iter(self.gains)
+
+    yield "gain_test"
+    assert "gain_test" in DISTILLERS  # removed by monkeypatch's undo, after this
+
+
+def test_builder_trains_what_student_parameters_names(gain_distiller):
+    torch.manual_seed(0)
+    student, teacher = TinyNet(2, strides=(2, 2)), TinyNet(4, strides=(1, 4))
+    x, y = torch.randn(B, 3, 8, 8), torch.arange(B) % CLASSES
+    with torch.no_grad():
+        feats_s, feats_t = (net.eval()(x[:2], return_features=True)[0]
+                            for net in (student, teacher))
+    distiller = create_distiller(gain_distiller, feats_s, feats_t)
+    step = build_distill_step(student, teacher, distiller, "always", x[:2], tau=5.0)
+    groups = step.optimizers["student"].param_groups
+    trained = {id(p) for group in groups for p in group["params"]}
+    assert {id(g) for g in distiller.gains} <= trained  # its extra parameters are trained
+    assert not any(id(p) in trained for p in distiller.fixed.parameters())  # its choice
+    assert all(id(p) in trained for p in student.parameters())
+    assert step.beta2 == 3.0  # its Table II default (DistillConfig.beta2_for)
+    before = [g.detach().clone() for g in distiller.gains]
+    step(x, y)
+    assert all(not torch.equal(b, g.detach()) for b, g in zip(before, distiller.gains,
+                                                              strict=True))
+    cfg = DistillConfig(beta2={gain_distiller: 0.25})  # a params.yaml override wins
+    assert build_distill_step(student, teacher, distiller, "always", x[:2], cfg,
+                              tau=5.0).beta2 == 0.25
+
+
+def test_beta2_for_names_and_distillers_is_one_rule():
+    cfg = DistillConfig(beta2={"at": 7.0})
+    assert cfg.beta2_for("at") == 7.0 and cfg.beta2_for("sp") == 3000.0
+    feats = [torch.randn(2, 4, 4, 4) for _ in range(4)]
+    at = create_distiller("at", feats, feats)
+    assert cfg.beta2_for(at) == 7.0 and DistillConfig().beta2_for(at) == 1000.0
+    assert DistillConfig().beta2_for(TinyDistiller) == 2.0  # unregistered: its class default
 
 
 # ----------------------------------------------------------------------------- strategies

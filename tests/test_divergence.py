@@ -19,6 +19,8 @@ from sakd.tracking import MemoryTracker
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.loop import RunSpec, TrainingDiverged, TrainingJob, fit
 
+pytestmark = pytest.mark.slow  # end to end: diverging pretrain runs (fit and the CLI)
+
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):

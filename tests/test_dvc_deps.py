@@ -1,8 +1,11 @@
 """dvc.yaml: every stage depends on all the code it runs, so editing code re-runs its stages.
 
-The code a stage runs is found statically: the stage's pipeline module plus every project
-module it imports, at module level or inside functions, followed transitively. Each such file
-must lie under one of the stage's `deps` paths.
+The stages are read from dvc.yaml itself, so a new stage is checked without editing this file.
+The code a stage runs is found statically: its `cmd` names a `sakd <command>`; the function
+behind that command (in pipeline/cli.py, or imported there from another pipeline module), every
+project module it imports, and what importing pipeline/cli.py runs, followed transitively
+through imports at module level or inside functions, absolute or relative. Each such file must
+lie under one of the stage's `deps` paths.
 """
 
 from __future__ import annotations
@@ -15,18 +18,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sakd", "pipeline", "benchmarks")
-
-STAGE_MODULES = {
-    "fetch": "pipeline/fetch.py",
-    "pretrain": "pipeline/pretrain.py",
-    "distill": "pipeline/distill.py",
-    "sensitivity": "pipeline/tune.py",
-    "evaluate": "pipeline/evaluate.py",
-    "report": "pipeline/report.py",
-    "compression": "pipeline/compression.py",
-    "register": "pipeline/register.py",
-}
-"""The module behind each stage's `sakd <command>` (pipeline/cli.py dispatches to it)."""
+CLI = ROOT / "pipeline" / "cli.py"
+STAGES: dict[str, dict] = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 def _module_file(name: str) -> Path | None:
@@ -40,24 +33,43 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+def _absolute_module(path: Path, module: str | None, level: int) -> str:
+    """The dotted name that `from <level dots><module> import ...` in `path` refers to."""
+    if level == 0:
+        return module or ""
+    package = path.relative_to(ROOT).parent.parts  # a module's package; __init__'s own
+    base = package[: len(package) - (level - 1)]
+    return ".".join([*base, *([module] if module else [])])
+
+
+def _node_files(path: Path, node: ast.AST) -> set[Path]:
+    """Project files one import statement of `path` runs (packages' __init__ included)."""
+    names: list[str] = []
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom):
+        module = _absolute_module(path, node.module, node.level)
+        names = [module] + [f"{module}.{a.name}" for a in node.names]
+    found: set[Path] = set()
+    for name in names:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__
+            file = _module_file(".".join(parts[:i]))
+            if file is not None:
+                found.add(file)
+    return found
+
+
+def _files_of_tree(path: Path, tree: ast.AST, module_level: bool = False) -> set[Path]:
+    """Project files imported anywhere inside `tree` (a part of `path`), or at its top level."""
+    nodes = tree.body if module_level else ast.walk(tree)  # type: ignore[attr-defined]
+    return {file for node in nodes for file in _node_files(path, node)}
+
+
 def _imported_files(path: Path, module_level: bool = False) -> set[Path]:
     """Project files that `path` imports anywhere in its body, or at module level only
     (packages' __init__ included)."""
-    found: set[Path] = set()
-    tree = ast.parse(path.read_text())
-    for node in tree.body if module_level else ast.walk(tree):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        for name in names:
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__
-                file = _module_file(".".join(parts[:i]))
-                if file is not None:
-                    found.add(file)
-    return found
+    return _files_of_tree(path, ast.parse(path.read_text()), module_level)
 
 
 def code_of(entry: Path, module_level: bool = False) -> set[Path]:
@@ -73,27 +85,77 @@ def code_of(entry: Path, module_level: bool = False) -> set[Path]:
     return seen
 
 
-CLI = ROOT / "pipeline" / "cli.py"
-
-
 def _stage_deps(stage: dict) -> list[Path]:
     body = stage.get("do", stage)
     return [ROOT / dep for dep in body.get("deps", []) if "${" not in dep]
 
 
-@pytest.mark.parametrize("stage_name", sorted(STAGE_MODULES))
+def _stage_command(stage_name: str) -> str:
+    """`distill` for a stage whose cmd is `sakd distill --teacher ...`."""
+    cmd = STAGES[stage_name].get("do", STAGES[stage_name])["cmd"]
+    words = (" ".join(cmd) if isinstance(cmd, list) else cmd).split()
+    assert words[:1] == ["sakd"] and len(words) > 1, (
+        f"stage {stage_name!r} must run one `sakd <command>` (no logic in dvc.yaml), got {cmd!r}")
+    return words[1].replace("-", "_")
+
+
+def _command_function(command: str) -> tuple[Path, ast.FunctionDef]:
+    """The file and function behind `sakd <command>`: defined in pipeline/cli.py, or imported
+    there from another pipeline module (`from pipeline.cli_tools import tune`)."""
+    for node in ast.parse(CLI.read_text()).body:
+        if isinstance(node, ast.FunctionDef) and node.name == command:
+            return CLI, node
+        if isinstance(node, ast.ImportFrom) and any(a.name == command for a in node.names):
+            file = _module_file(_absolute_module(CLI, node.module, node.level))
+            assert file is not None, f"sakd {command}: {node.module} is not a project module"
+            for fn in ast.parse(file.read_text()).body:
+                if isinstance(fn, ast.FunctionDef) and fn.name == command:
+                    return file, fn
+    raise AssertionError(f"no function for `sakd {command}` in pipeline/cli.py")
+
+
+def stage_code(stage_name: str) -> set[Path]:
+    """Every project file the stage's `sakd <command>` runs (see the module docstring)."""
+    file, function = _command_function(_stage_command(stage_name))
+    code = code_of(CLI, module_level=True) | code_of(file, module_level=True)
+    for imported in _files_of_tree(file, function):
+        code |= code_of(imported)
+    return code
+
+
+@pytest.mark.parametrize("stage_name", sorted(STAGES))
 def test_stage_deps_cover_the_code_it_runs(stage_name):
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    deps = _stage_deps(stages[stage_name])
-    code = code_of(ROOT / STAGE_MODULES[stage_name]) | code_of(CLI, module_level=True)
+    deps = _stage_deps(STAGES[stage_name])
     missing = sorted(
-        str(f.relative_to(ROOT)) for f in code
+        str(f.relative_to(ROOT)) for f in stage_code(stage_name)
         if not any(f == d or d in f.parents for d in deps)
     )
     assert not missing, f"stage {stage_name!r} runs code that is not in its deps: {missing}"
 
 
+def test_the_stages_come_from_dvc_yaml_and_their_code_from_the_cli():
+    assert {"fetch", "pretrain", "distill", "sensitivity", "report"} <= set(STAGES)
+    assert _stage_command("sensitivity") == "tune"  # a stage named apart from its command
+    assert _command_function("tune")[0] == ROOT / "pipeline" / "cli_tools.py"
+    tune = {str(p.relative_to(ROOT)) for p in stage_code("sensitivity")}
+    assert "pipeline/tune.py" in tune and "pipeline/report.py" not in tune
+    register = {str(p.relative_to(ROOT)) for p in stage_code("register")}
+    assert "pipeline/settings.py" in register  # imported by the `register` command itself
+
+
 def test_the_import_scan_sees_function_level_imports():
-    closure = {str(p.relative_to(ROOT)) for p in code_of(ROOT / "pipeline" / "distill.py")}
+    closure = {str(p.relative_to(ROOT)) for p in stage_code("distill")}
     assert "sakd/build.py" in closure and "sakd/train/distill_step.py" in closure
+    assert "pipeline/distill.py" in closure  # imported inside the `distill` command only
     assert "pipeline/tune.py" not in closure  # another stage's code is not pulled in
+
+
+def test_the_import_scan_sees_relative_imports():
+    spots = ROOT / "sakd" / "spots"
+    assert _absolute_module(spots / "tau.py", "registry", 2) == "sakd.registry"
+    assert _absolute_module(spots / "tau.py", None, 1) == "sakd.spots"
+    assert _absolute_module(spots / "__init__.py", "tau", 1) == "sakd.spots.tau"
+    tree = ast.parse("from . import tau\nfrom ..registry import Registry\n")
+    found = {str(p.relative_to(ROOT)) for p in _files_of_tree(spots / "policy.py", tree)}
+    assert found == {"sakd/__init__.py", "sakd/spots/__init__.py", "sakd/spots/tau.py",
+                     "sakd/registry.py"}

@@ -80,6 +80,7 @@ class _Payload(nn.Module):
         return (open, (self.marker, "w"))
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_a_pickled_mlflow_model_is_refused_and_never_unpickled(tmp_path, monkeypatch):
     uri = _store(tmp_path, monkeypatch)
     mlflow.set_tracking_uri(uri)
@@ -99,6 +100,7 @@ def test_a_pickled_mlflow_model_is_refused_and_never_unpickled(tmp_path, monkeyp
     assert "never unpickles" in _one_error_line(err) and not out.exists()
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_a_logged_model_exports_from_its_weights_in_eval_mode(tmp_path, monkeypatch):
     """What the pipeline logs (MLflowTracker.log_model) exports from runs:/ and models:/ URIs,
     traced in eval mode (no 'training mode' warning), and equals the network it came from."""
@@ -131,6 +133,7 @@ def test_a_logged_model_exports_from_its_weights_in_eval_mode(tmp_path, monkeypa
 
 # --- B: all-or-nothing, self-contained exports; arguments checked first ------------------
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_the_onnx_file_alone_loads_elsewhere_and_matches_pytorch(tmp_path):
     import onnxruntime as ort
 
@@ -147,6 +150,7 @@ def test_the_onnx_file_alone_loads_elsewhere_and_matches_pytorch(tmp_path):
                                atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_a_failed_export_leaves_the_previous_file_byte_identical(tmp_path, monkeypatch):
     import sakd.deploy.export as export
 
@@ -233,6 +237,7 @@ def _register_project(root: Path, uri: str, default_params: dict):
     return params, layout, keys
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_register_keeps_the_alias_when_the_candidate_does_not_load(tmp_path, monkeypatch,
                                                                    default_params):
     from mlflow import MlflowClient
@@ -296,6 +301,7 @@ def test_store_problems_name_the_cause_and_what_to_do():
 MEAN, STD = [0.1, 0.2, 0.3], [0.5, 0.25, 2.0]  # recorded values, not any dataset's constants
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_the_recorded_normalisation_is_inside_the_export(tmp_path):
     import onnxruntime as ort
 
@@ -327,6 +333,7 @@ def test_a_bad_recorded_normalisation_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_the_logged_model_serves_and_exports_images_in_0_1(tmp_path, monkeypatch):
     from sakd.models.normalise import normalisation_record
     from sakd.tracking_models import WEIGHTS_PATH
@@ -353,6 +360,7 @@ def test_the_logged_model_serves_and_exports_images_in_0_1(tmp_path, monkeypatch
     np.testing.assert_allclose(scripted(x01).detach().numpy(), expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow  # end to end: logs an MLflow model, then exports or serves it (ONNX, TorchScript)
 def test_side_files_are_named_after_the_target_and_replaced_with_it(tmp_path, monkeypatch):
     """Past ONNX's 2 GB limit the weights go to `<name>.data`: written under the final name in
     the scratch folder, renamed beside the target first, and removed when a later export of

@@ -58,6 +58,7 @@ def _pretrain(root, monkeypatch):
     return runner.invoke(app, ["pretrain", "--arch", "resnet8", "-q", "--root", str(root)])
 
 
+@pytest.mark.slow  # end to end: the pretrain command on a fetched project, its disk failing
 def test_a_full_disk_while_saving_exits_cleanly_leaving_no_partial_checkpoint(project,
                                                                             monkeypatch):
     monkeypatch.setattr(sakd.atomic, "_write_bytes", _full_disk)
@@ -70,6 +71,7 @@ def test_a_full_disk_while_saving_exits_cleanly_leaving_no_partial_checkpoint(pr
     assert list(state.parent.iterdir()) == [] and not ckpt.exists()
 
 
+@pytest.mark.slow  # end to end: the pretrain command on a fetched project, its disk failing
 def test_a_read_only_models_folder_fails_before_training(project, monkeypatch):
     monkeypatch.setattr(sakd.atomic.tempfile, "mkstemp", _read_only)  # root ignores chmod
     result = _pretrain(project, monkeypatch)

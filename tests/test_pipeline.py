@@ -30,6 +30,8 @@ from sakd.train.checkpoint import load_checkpoint
 from sakd.train.loop import RunSpec, fit
 from tests.conftest import on_digits
 
+pytestmark = pytest.mark.slow  # end to end: the fetch, pretrain, distill, evaluate, report stages
+
 STRATEGIES = ["adaptive", "always", "anti", "random", "never"]
 
 

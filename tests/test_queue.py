@@ -75,6 +75,7 @@ def test_stage_names_are_dvcs_own():
     assert all(w for w in waves(names))
 
 
+@pytest.mark.slow  # queue: spawns worker processes that take slots
 def test_each_live_process_holds_its_own_slot_until_it_exits(tmp_path):
     """Two workers never share a slot; the kernel frees a slot when its process dies."""
     holder = subprocess.Popen(

@@ -50,6 +50,7 @@ def _runs(uri: str, experiment: str, filter_string: str = "") -> list:
                               order_by=["attributes.start_time ASC"])
 
 
+@pytest.mark.slow  # end to end: pretrain/distill commands train, rerun and force a cell
 def test_pretrain_skips_a_finished_cell_and_force_supersedes_it(project, tmp_path, capsys):
     root, params = project
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -78,6 +79,7 @@ def test_pretrain_skips_a_finished_cell_and_force_supersedes_it(project, tmp_pat
     assert b.data.tags["sakd.current"] == "true" and "sakd.superseded_by" not in b.data.tags
 
 
+@pytest.mark.slow  # end to end: pretrain/distill commands train, rerun and force a cell
 def test_distill_command_skips_forces_and_a_dvc_style_rerun_supersedes(project, tmp_path,
                                                                         monkeypatch):
     root, params = project

@@ -16,7 +16,10 @@ def _statuses(uri: str) -> dict[str, str]:
     return {r.info.run_name: r.info.status for r in client.search_runs([exp.experiment_id])}
 
 
-@pytest.mark.parametrize("tracker_kind", ["mlflow", "memory"])
+@pytest.mark.parametrize("tracker_kind", [
+    pytest.param("mlflow", marks=pytest.mark.slow),  # a real MLflow store: seconds
+    "memory",
+])
 def test_a_pruned_trial_ends_killed_a_crash_failed_and_the_parent_finishes(tmp_path, tracker_kind):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = MLflowTracker(uri) if tracker_kind == "mlflow" else MemoryTracker()

@@ -43,6 +43,7 @@ def test_weights_that_disagree_with_the_recorded_architecture_name_the_file(tmp_
         load_trained(path, "model", "pretrain@resnet8", "resnet8", 10)
 
 
+@pytest.mark.slow  # end to end: the distill command against a pretrained project
 def test_distill_refuses_a_swapped_teacher_checkpoint(tmp_path, tiny_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params))
     assert runner.invoke(app, ["fetch", "--root", str(tmp_path)]).exit_code == 0

@@ -56,6 +56,7 @@ def _two_workers(target, url: str, log: Path) -> list:
     return [results.get(timeout=5) for _ in procs]
 
 
+@pytest.mark.slow  # tuning: two worker processes on one storage
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
 def test_two_workers_train_the_baseline_once(tmp_path, kind):
     url = (f"journal:{tmp_path / 'optuna.journal'}" if kind == "journal"
@@ -114,6 +115,7 @@ def seeds_worker(url: str, log: str, barrier, results) -> None:
     results.put((first, final))
 
 
+@pytest.mark.slow  # tuning: two worker processes on one storage
 def test_two_workers_train_each_baseline_seed_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     _study(url)

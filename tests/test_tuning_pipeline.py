@@ -20,6 +20,8 @@ from sakd.train.checkpoint import save_checkpoint
 from sakd.tuning.storage import open_storage
 from sakd.tuning.study import open_study, study_attrs, study_fingerprint, study_name
 
+pytestmark = pytest.mark.slow  # end to end: a fetched project, then the tune stage through the CLI
+
 
 @pytest.fixture
 def project(tmp_path, tiny_params) -> tuple[Path, dict]:

@@ -17,6 +17,8 @@ from sakd.tuning.runner import TrialSetting, run_worker
 from sakd.tuning.storage import open_storage
 from sakd.tuning.study import open_study
 
+pytestmark = pytest.mark.slow  # end to end: worker processes share one Optuna storage
+
 N_TRIALS = 8
 NAME = "shared"
 ATTRS = {"sakd_fingerprint": "f" * 12}

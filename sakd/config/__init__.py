@@ -3,7 +3,8 @@
 `load_params(dict)` checks unknown keys, types, values and cross-references (a pair's teacher
 must be pretrained, names must exist in their registries) and raises one `ConfigError` listing
 every problem by its dotted key. Modules: errors (ConfigError), base (strict model and value
-types), sections (data, runs, pretrain, distill, runtime, tracking), sensitivity (the study).
+types), sections (data, runs, pretrain, distill), runtime (runtime, tracking), sensitivity
+(the study).
 """
 
 from __future__ import annotations
@@ -24,16 +25,15 @@ from sakd.config.base import (
     validate,
 )
 from sakd.config.errors import ConfigError
+from sakd.config.runtime import RuntimeConfig, TrackingConfig
 from sakd.config.sections import (
     DataConfig,
     DistillConfig,
     Pair,
     PretrainConfig,
     RunsConfig,
-    RuntimeConfig,
     Schedule,
     TauConfig,
-    TrackingConfig,
 )
 from sakd.config.sensitivity import (
     FloatRange,

@@ -23,7 +23,6 @@ from sakd.config.base import (
     Count,
     DatasetName,
     Decay,
-    Device,
     DistillerName,
     Epochs,
     Fraction,
@@ -151,8 +150,11 @@ class TauConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _decays(self) -> TauConfig:
-        if self.tau_min > self.tau0:
-            raise ConfigError("tau_min", f"must be <= tau0 ({self.tau0}), got {self.tau_min}")
+        from sakd.spots.tau import tau_bounds_problem
+
+        problem = tau_bounds_problem(self.tau0, self.tau_min)
+        if problem:
+            raise ConfigError(*problem)
         return self
 
 
@@ -226,10 +228,15 @@ class DistillConfig(Schedule):
     _gamma_mapping = field_validator("gamma", mode="before")(_gamma_mapping)
     _gamma_keys = field_validator("gamma")(_gamma_keys)
 
-    def beta2_for(self, distiller: str) -> float:
+    def beta2_for(self, distiller: Any) -> float:
+        """beta2 of a distiller (a registered name, or a Distiller or its class): its
+        distill.beta2 entry, else its Table II default. The one home of the rule (the builder
+        asks it for the run's distiller)."""
         from sakd.distillers import default_beta
 
-        return self.beta2.get(distiller, default_beta(distiller))
+        if isinstance(distiller, str):
+            return self.beta2.get(distiller, default_beta(distiller))
+        return self.beta2.get(distiller.name, float(distiller.default_beta))
 
     def gamma_for(self, distiller: str) -> float:
         """gamma of `distiller`: its own entry, else `default` (else 1, the authors' value for
@@ -284,33 +291,3 @@ class RunsConfig(ConfigModel):
         if problems:
             raise ConfigError("", problems=problems)
         return self
-
-
-class RuntimeConfig(ConfigModel):
-    """Where and how tensors run. `auto` picks CUDA when present."""
-
-    device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps
-    channels_last: bool = False  # NHWC: faster, but less accurate on CPU (docs/precision.md)
-    autocast: bool = False  # fp32 as the paper; True: bf16 on CUDA (a speed option)
-    compile: bool = False
-    deterministic: bool = True
-    threads: Annotated[int, Field(ge=0, le=4096)] = 0  # CPU threads; 0 = torch's default
-    # the launch-bound fast path (docs/bench.md); off by default: not faster on CPU
-    capture: bool = False  # torch.compile of the whole distillation step (CUDA graphs on CUDA)
-    fused_optimizer: bool = False  # fused SGD on CUDA, foreach (multi-tensor) SGD elsewhere
-    nproc: Annotated[int, Field(ge=1, le=1024)] = 1  # > 1: pretrain/distill relaunch via torchrun
-
-    @model_validator(mode="after")
-    def _one_compile(self) -> RuntimeConfig:
-        if self.capture and self.compile:
-            raise ConfigError("capture", "capture compiles the whole distillation step; "
-                              "set runtime.compile: false with it (each stage compiled twice)")
-        return self
-
-
-class TrackingConfig(ConfigModel):
-    """MLflow. uri None = sqlite:///<repo>/mlflow.db; the MLFLOW_TRACKING_URI env var wins."""
-
-    uri: str | None = None
-    experiment_prefix: Annotated[str, Field(min_length=1)] = "sakd"
-    system_metrics: bool = False  # MLflow's CPU/memory/GPU sampling per run (a thread; slower)

@@ -21,7 +21,7 @@ from sakd.config.base import (
     unique,
 )
 from sakd.config.errors import ConfigError
-from sakd.config.sections import DistillConfig, Pair, RunsConfig
+from sakd.config.sections import DistillConfig, Pair, RunsConfig, TauConfig
 
 Bound = Annotated[float, Field(ge=-1e6, le=1e6)]
 BaselineSeeds = Annotated[int, Field(ge=0, le=100)]
@@ -76,18 +76,21 @@ class SearchSpaceConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _decays(self) -> SearchSpaceConfig:
-        for key in ("tau0", "tau_min"):
-            rng = getattr(self, key)
-            if rng.active and not rng.low > 0:
-                raise ConfigError(f"{key}.low", f"a temperature must be > 0, got {rng.low}")
+        """Every sampled schedule keeps the tau bounds: the lowest tau0 and tau_min > 0, the
+        highest tau_min <= the lowest tau0 (sakd.spots.tau.tau_bounds_problem)."""
+        from sakd.spots.tau import tau_bounds_problem
+
         if self.beta3.active and self.beta3.low < 0:
             raise ConfigError("beta3.low", f"must be >= 0, got {self.beta3.low}")
-        if self.tau0.active and self.tau_min.active and self.tau_min.high > self.tau0.low:
-            raise ConfigError(
-                "tau_min.high",
-                f"must be <= tau0.low ({self.tau0.low}), got {self.tau_min.high}: every sampled "
-                "schedule must decay (tau_min <= tau0)",
-            )
+        tau0, tau_min = self.tau0, self.tau_min
+        low0 = tau0.low if tau0.active else None
+        problem = tau_bounds_problem(
+            None, tau_min.low, names=("tau0.low", "tau_min.low")
+        ) or tau_bounds_problem(
+            low0, tau_min.high, names=("tau0.low", "tau_min.high")
+        )
+        if problem:
+            raise ConfigError(*problem)
         return self
 
     def searched(self) -> list[str]:
@@ -214,18 +217,25 @@ class SensitivityConfig(ConfigModel):
         if self.pair.teacher is not None and self.pair.teacher not in runs.pretrain:
             problems.append(("pair.teacher",
                              f"{self.pair.teacher!r} is not in runs.pretrain {runs.pretrain}"))
-        tau0, tau_min = distill.tau.tau0, distill.tau.tau_min
-        low = f"must be >= distill.tau.tau_min ({tau_min}), got"
-        high = f"must be <= distill.tau.tau0 ({tau0}), got"
+        return problems + [p for p in self._tau_against(distill.tau) if p]
+
+    def _tau_against(self, fixed: TauConfig) -> list[tuple[str, str] | None]:
+        """A tuned tau0 (or tau_min) runs with distill's tau_min (or tau0): the tau bounds."""
+        from sakd.spots.tau import tau_bounds_problem
+
+        def tuned_tau0(key: str, value: float) -> tuple[str, str] | None:
+            return tau_bounds_problem(value, fixed.tau_min, fault="tau0",
+                                      names=(key, "distill.tau.tau_min"))
+
+        def tuned_tau_min(key: str, value: float) -> tuple[str, str] | None:
+            return tau_bounds_problem(fixed.tau0, value, names=("distill.tau.tau0", key))
+
         if self.mode == "search":
             s = self.search
-            if s.tau0.active and not s.tau_min.active and s.tau0.low < tau_min:
-                problems.append(("search.tau0.low", f"{low} {s.tau0.low}"))
-            if s.tau_min.active and not s.tau0.active and s.tau_min.high > tau0:
-                problems.append(("search.tau_min.high", f"{high} {s.tau_min.high}"))
-        else:
-            problems += [(f"grid.tau0[{i}]", f"{low} {v}")
-                         for i, v in enumerate(self.grid.tau0 or []) if v < tau_min]
-            problems += [(f"grid.tau_min[{i}]", f"{high} {v}")
-                         for i, v in enumerate(self.grid.tau_min or []) if v > tau0]
-        return problems
+            return [tuned_tau0("search.tau0.low", s.tau0.low)
+                    if s.tau0.active and not s.tau_min.active else None,
+                    tuned_tau_min("search.tau_min.high", s.tau_min.high)
+                    if s.tau_min.active and not s.tau0.active else None]
+        return ([tuned_tau0(f"grid.tau0[{i}]", v) for i, v in enumerate(self.grid.tau0 or [])]
+                + [tuned_tau_min(f"grid.tau_min[{i}]", v)
+                   for i, v in enumerate(self.grid.tau_min or [])])

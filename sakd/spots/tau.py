@@ -54,13 +54,34 @@ def list_tau_schedules() -> list[str]:
     return TAU_SCHEDULES.names()
 
 
+def tau_bounds_problem(
+    tau0: float | None, tau_min: float | None, *,
+    names: tuple[str, str] = ("tau0", "tau_min"), fault: str = "tau_min",
+) -> tuple[str, str] | None:
+    """(the key at fault, why) when a schedule from `tau0` down to `tau_min` breaks the bounds,
+    else None. The one home of the rule: both temperatures > 0 and tau_min <= tau0 (every
+    schedule decays); make_tau_schedule, the distill.tau section and the sensitivity study's
+    search space and grid (sakd.config) all ask it.
+
+    A None temperature is not given: only the other one's sign is checked. `names` are the keys
+    the message names; `fault` ("tau0" or "tau_min") is the one blamed for a rising schedule
+    (the other is the fixed one).
+    """
+    name0, name_min = names
+    for name, value in ((name0, tau0), (name_min, tau_min)):
+        if value is not None and not value > 0:
+            return name, f"must be > 0, got {value}"
+    if tau0 is None or tau_min is None or tau_min <= tau0:
+        return None
+    if fault == "tau0":
+        return name0, f"must be >= {name_min} ({tau_min}), got {tau0}"
+    return name_min, f"must be <= {name0} ({tau0}), got {tau_min}"
+
+
 def _check(tau0: float, tau_min: float, total: int) -> None:
-    if not tau0 > 0:
-        raise ValueError(f"tau0 must be > 0, got {tau0}")
-    if not tau_min > 0:
-        raise ValueError(f"tau_min must be > 0, got {tau_min}")
-    if tau_min > tau0:
-        raise ValueError(f"tau_min must be <= tau0 ({tau0}), got {tau_min}")
+    problem = tau_bounds_problem(tau0, tau_min)
+    if problem:
+        raise ValueError(" ".join(problem))
     if isinstance(total, bool) or not isinstance(total, int) or total < 1:
         raise ValueError(f"total (epochs or steps of the run) must be an int >= 1, got {total!r}")
 
