@@ -16,12 +16,12 @@ from sakd.registry import UnknownNameError
 
 
 def test_registered_names():
-    assert list_datasets() == ["cifar100", "digits", "imagenet", "tiny_imagenet"]
+    assert list_datasets() == ["cifar100", "digits", "glyphs", "imagenet", "tiny_imagenet"]
 
 
 @pytest.mark.parametrize("call", [get_dataset_info, lambda n: fetch_dataset(n, "/nonexistent")])
 def test_unknown_name_lists_the_valid_ones(call):
-    with pytest.raises(UnknownNameError, match="cifar100, digits, imagenet, tiny_imagenet"):
+    with pytest.raises(UnknownNameError, match="cifar100, digits, glyphs, imagenet, tiny_imagenet"):
         call("cifar10")
 
 

@@ -16,7 +16,7 @@ import yaml
 from sakd.report import RouteCurve
 from sakd.report.curves import chart_title, spots_csv_text, strategies_csv_text
 from sakd.report.val_curves import band
-from tests.conftest import REPO
+from tests.conftest import REPO, on_digits
 from tests.projects import clean_env, copy_project, sh
 
 TEMPLATE = REPO / ".dvc" / "plots" / "offline.html"
@@ -60,6 +60,8 @@ def test_dvc_plots_show_writes_an_offline_page_with_titled_zoomed_charts(tmp_pat
     if shutil.which("dvc") is None:
         pytest.skip("dvc is not installed")
     copy_project(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(on_digits(yaml.safe_load(params.read_text()))))
     env = clean_env()
     sh(["git", "init", "-q"], tmp_path, env)
     _write_report_plots(tmp_path)
