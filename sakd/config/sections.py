@@ -314,3 +314,4 @@ class TrackingConfig(ConfigModel):
     uri: str | None = None
     experiment_prefix: Annotated[str, Field(min_length=1)] = "sakd"
     system_metrics: bool = False  # MLflow's CPU/memory/GPU sampling per run (a thread; slower)
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0  # a silent HTTP server: give up (seconds)
