@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.queue_guard import single_queue
 from pipeline.slots import JOBS_ENV
 
 # The stages in the order they may run: the data once, the networks trained alone, then every
@@ -107,16 +108,21 @@ def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = Fals
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, not {jobs}")
     tag = secrets.token_hex(3)
-    commands = plan(stage_names(root), jobs, part, tag, pull)
-    if not dry_run:
+    if dry_run:
+        commands = plan(stage_names(root), jobs, part, tag, pull)
+        for command in commands:
+            echo(f"$ {shlex.join(command)}")
+        return commands
+    with single_queue(root, echo) as lock:  # one at a time; cleans up after a killed one
+        commands = plan(stage_names(root), jobs, part, tag, pull)
         open_stores(root)
-    for command in commands:
-        echo(f"$ {shlex.join(command)}")
-        if not dry_run:
-            _dvc(command, root, env={**os.environ, JOBS_ENV: str(jobs)})
+        for command in commands:
+            echo(f"$ {shlex.join(command)}")
+            _dvc(command, root, env={**os.environ, JOBS_ENV: str(jobs)},
+                 started=lock.waiting_for)
             if command[1:4] == ["exp", "run", "--run-all"]:
                 _check_queue(root, tag)
-    if part.count > 1 and not dry_run:
+    if part.count > 1:
         echo("this machine's share is done and in the workspace: `dvc push --run-cache` "
              "uploads it; once every share is pushed, `dvc fetch --run-cache && dvc repro "
              "--pull` on one machine restores them all and writes the report")
@@ -142,11 +148,19 @@ def _check_queue(root: Path, tag: str) -> None:
 
 
 def _dvc(command: list[str], root: Path, capture: bool = False,
-         env: dict[str, str] | None = None) -> str:
-    run = subprocess.run(command, cwd=root, env=env, text=True,
-                         capture_output=capture)
-    if run.returncode != 0:
-        detail = (run.stderr or run.stdout or "").strip()[-2000:] if capture else ""
-        raise UserError(f"`{shlex.join(command)}` failed (exit {run.returncode})"
+         env: dict[str, str] | None = None,
+         started: Callable[[int | None], None] | None = None) -> str:
+    """Run a DVC command; `started(pid)` is told its pid (and None once it ended)."""
+    pipe = subprocess.PIPE if capture else None
+    with subprocess.Popen(command, cwd=root, env=env, text=True, stdout=pipe,
+                          stderr=pipe) as proc:
+        if started:
+            started(proc.pid)
+        out, err = proc.communicate()
+    if started:
+        started(None)
+    if proc.returncode != 0:
+        detail = (err or out or "").strip()[-2000:] if capture else ""
+        raise UserError(f"`{shlex.join(command)}` failed (exit {proc.returncode})"
                         + (f":\n{detail}" if detail else ""))
-    return run.stdout or ""
+    return out or ""

@@ -109,7 +109,8 @@ def make_tracker(params: Params, root: Path) -> Tracker:
     return MLflowTracker(tracking_uri(params.tracking.uri, root),
                          artifact_root=store_root(root) / "mlruns",
                          default_tags=dvc_experiment_tags(),
-                         system_metrics=params.tracking.system_metrics)
+                         system_metrics=params.tracking.system_metrics,
+                         timeout_s=params.tracking.timeout_s)
 
 
 def git_commit(root: Path) -> str:

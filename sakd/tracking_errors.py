@@ -1,5 +1,6 @@
-"""A tracking store that cannot be used (not a database, damaged, locked, unreachable) as one
-clear line saying what is wrong and what to do, instead of SQLAlchemy's traceback."""
+"""A tracking store that cannot be used (not a database, damaged, locked, unreachable) or an
+MLflow server that cannot be reached as one clear line saying what is wrong and what to do,
+instead of SQLAlchemy's traceback or MLflow's message (which holds the URI's password)."""
 
 from __future__ import annotations
 
@@ -75,11 +76,26 @@ def store_errors(uri: str) -> Iterator[None]:
     except TrackingStoreError:
         raise
     except Exception as err:
-        problem = store_problem(err)
-        if problem is None:
+        message = _message(uri, err)
+        if message is None:
             raise
-        raise TrackingStoreError(f"the MLflow tracking store {redact(uri)} "
-                                 f"{problem}") from None
+        raise TrackingStoreError(message) from None
+
+
+def _message(uri: str, err: BaseException) -> str | None:
+    """The one line for a store (database) or server (HTTP) problem; None for anything else.
+    Neither holds a password: MLflow's own message for a lost server holds the full URI."""
+    problem = store_problem(err)
+    if problem is not None:
+        return f"the MLflow tracking store {redact(uri)} {problem}"
+    from sakd.tracking.server import TIMEOUT_ENV, server_name, unreachable
+
+    why = unreachable(err)
+    if why is None:
+        return None
+    return (f"the MLflow tracking server {server_name(uri)} cannot be reached ({why}; gave up "
+            f"after the retries ${TIMEOUT_ENV} allows). Check that it runs and the URI, then "
+            "rerun: training resumes after its last finished epoch")
 
 
 def guarded(method: Callable[..., T]) -> Callable[..., T]:

@@ -3,6 +3,7 @@ runs a matrix through the queue)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -133,3 +134,48 @@ def test_a_failed_queued_stage_stops_the_queue_naming_it(monkeypatch):
         q._check_queue(REPO, "ab12cd")
     assert "old123" not in str(err.value) and "dvc queue logs" in str(err.value)
     q._check_queue(REPO, "zz9999")  # none of this run's stages failed: nothing raised
+
+
+def test_a_second_queue_while_one_runs_is_refused_in_one_line(tmp_path):
+    """`sakd queue` holds .sakd/queue.lock while it runs: another one in the same project says
+    so in one line (exit 2) and touches nothing, before asking DVC anything."""
+    import fcntl
+    import os
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.queue_guard import LOCK
+
+    (tmp_path / "params.yaml").write_text("{}\n")
+    (tmp_path / LOCK).parent.mkdir(parents=True)
+    (tmp_path / LOCK).write_text("4242\n\n")
+    with open(tmp_path / LOCK, "r+") as held:  # another `sakd queue` (pid 4242) runs
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = CliRunner().invoke(app, ["queue", "-j", "2", "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: another `sakd queue` (pid 4242) is running in {tmp_path}; wait for it to "
+        "finish, or stop it (kill 4242) and rerun"]
+    assert (tmp_path / LOCK).read_text() == "4242\n\n" and os.listdir(tmp_path / ".sakd") == [
+        "queue.lock"]
+
+
+def test_a_queue_that_ended_cleanly_leaves_nothing_to_clean(tmp_path, monkeypatch):
+    """The lock file is emptied at a clean end (and after a failed stage), so the next
+    `sakd queue` does not mistake it for a killed one; a killed one leaves its pids."""
+    import pipeline.queue_guard as g
+
+    cleaned: list[list[str]] = []
+    monkeypatch.setattr(g, "clean_up_after", lambda root, left, echo: cleaned.append(left))
+    with g.single_queue(tmp_path) as lock:
+        lock.waiting_for(1234)
+        assert (tmp_path / g.LOCK).read_text().split() == [str(os.getpid()), "1234"]
+    assert (tmp_path / g.LOCK).read_text() == "" and cleaned == []
+    with pytest.raises(UserError), g.single_queue(tmp_path):
+        raise UserError("a queued stage failed")
+    assert (tmp_path / g.LOCK).read_text() == ""
+    (tmp_path / g.LOCK).write_text("999999\n4321\n")  # SIGKILLed while DVC ran
+    with g.single_queue(tmp_path):
+        pass
+    assert cleaned == [["999999", "4321"]]

@@ -3,7 +3,7 @@ recorded."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -39,3 +39,6 @@ class TrackingConfig(ConfigModel):
     uri: str | None = None
     experiment_prefix: Annotated[str, Field(min_length=1)] = "sakd"
     system_metrics: bool = False  # MLflow's CPU/memory/GPU sampling per run (a thread; slower)
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0  # a silent HTTP server: give up (seconds)
+    # added later: its default leaves every existing config hash as it was
+    hash_neutral_defaults: ClassVar[dict[str, Any]] = {"timeout_s": 60.0}

@@ -10,17 +10,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sakd.tracking.base import EXPERIMENT_KIND_TAG, Tracker, end_status
-from sakd.tracking_errors import guarded, store_errors
+from sakd.tracking.server import give_up_at_once, limit_retries, timeout_seconds
+from sakd.tracking_errors import TrackingStoreError, guarded, store_errors
 
 
 class MLflowTracker(Tracker):
     """Records to MLflow. `artifact_root` pins where new experiments keep artifacts;
-    `default_tags` go on every new run (the caller's context, e.g. the DVC experiment)."""
+    `default_tags` go on every new run (the caller's context, e.g. the DVC experiment);
+    `timeout_s` bounds the retries against an HTTP server (sakd.tracking.server)."""
 
     def __init__(
         self, tracking_uri: str, artifact_root: Path | None = None,
         default_tags: Mapping[str, str] | None = None, system_metrics: bool = False,
+        timeout_s: float | None = None,
     ) -> None:
+        limit_retries(tracking_uri, timeout_seconds(timeout_s))  # before MLflow's first request
         import mlflow
 
         self._mlflow = mlflow
@@ -66,7 +70,10 @@ class MLflowTracker(Tracker):
         try:  # not `with active`: it ends every exception's run FAILED
             yield active.info.run_id
         except BaseException as err:
-            self._end(end_status(err))
+            if isinstance(err, TrackingStoreError):
+                give_up_at_once(self.tracking_uri)  # a lost server: no second round of retries
+            with contextlib.suppress(TrackingStoreError):  # err is the one to report
+                self._end(end_status(err))
             raise
         self._end(end_status(None))
 

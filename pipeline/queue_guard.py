@@ -1,0 +1,137 @@
+"""One `sakd queue` per project at a time, and the DVC queue a killed one left behind.
+
+`sakd queue` holds an exclusive `flock` on `.sakd/queue.lock` while it runs (the kernel frees
+it even after SIGKILL) and writes its pid there, plus the pid of the DVC command it is waiting
+for; a clean end empties the file. So a second `sakd queue` while one runs is refused in one
+line, and one that finds the file free but not empty knows its predecessor died: DVC's workers
+may still be running its stages unsupervised (holding DVC's lock), or have died leaving an
+entry DVC shows as Running with no worker (a `dvc exp run --run-all` then waits forever).
+It waits for the DVC command the dead one left while a queue worker is active (its stages
+then land in the run-cache: nothing is trained twice), stops it when none has been for 30 s,
+stops any worker left (`dvc queue stop --kill`), clears the queue (`dvc queue remove --all`;
+an entry still shown Running has no worker left, so DVC's task records under
+.dvc/tmp/exps/celery go too) and then runs the study as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+LOCK = Path(".sakd") / "queue.lock"
+CELERY = Path(".dvc") / "tmp" / "exps" / "celery"  # DVC's queue broker and task results
+
+
+class QueueLock:
+    """The held lock: `waiting_for(pid)` records the DVC command now running."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, text: str) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, text.encode(), 0)
+
+    def waiting_for(self, child: int | None) -> None:
+        self.write(f"{os.getpid()}\n{child or ''}\n")
+
+
+@contextlib.contextmanager
+def single_queue(root: Path, echo: Callable[[str], None] = print) -> Iterator[QueueLock]:
+    """Hold the project's queue lock for the block; refuse (UserError) when another holds it,
+    clean up after a dead one first."""
+    path = root / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = (_read(fd) or ["?"])[0]
+            raise UserError(f"another `sakd queue` (pid {pid}) is running in {root}; wait for "
+                            f"it to finish, or stop it (kill {pid}) and rerun") from None
+        left = _read(fd)
+        lock = QueueLock(fd)
+        lock.waiting_for(None)
+        if left:
+            clean_up_after(root, left, echo)
+        try:
+            yield lock
+        except UserError:  # a failed stage: DVC's workers have stopped; keep its logs
+            lock.write("")
+            raise
+        lock.write("")  # a clean end; a killed or interrupted one leaves its pids
+    finally:
+        os.close(fd)  # frees the lock
+
+
+def _read(fd: int) -> list[str]:
+    return os.pread(fd, 4096, 0).decode(errors="replace").split()
+
+
+def clean_up_after(root: Path, left: list[str], echo: Callable[[str], None]) -> None:
+    """Stop what a dead `sakd queue` (pid, DVC child pid) left running and clear DVC's queue."""
+    echo(f"a previous `sakd queue` (pid {left[0]}) did not finish: cleaning up after it")
+    if len(left) > 1 and left[1].isdigit() and _is_dvc(int(left[1])):
+        echo(f"waiting for the DVC command it left (pid {left[1]}) and its queue workers to "
+             f"finish their stages (kill {left[1]} to stop them instead)")
+        _wait(root, int(left[1]))
+    _dvc(root, "queue", "stop", "--kill")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _busy(_dvc(root, "queue", "status")):
+        time.sleep(1)
+    _dvc(root, "queue", "remove", "--all")
+    if any(" Running " in f" {line} " for line in _dvc(root, "queue", "status").splitlines()):
+        shutil.rmtree(root / CELERY, ignore_errors=True)  # entries without a worker
+
+
+def _busy(status: str) -> bool:
+    """`dvc queue status` still shows an active worker."""
+    for line in status.splitlines():
+        if line.startswith("Worker status:"):
+            return not line.split(":", 1)[1].strip().startswith("0 active")
+    return False
+
+
+def _is_dvc(pid: int) -> bool:
+    """A live `dvc` process (not a reused pid)."""
+    try:
+        return b"dvc" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _wait(root: Path, pid: int, idle_s: float = 30.0) -> None:
+    """Let the DVC command finish its wave (its stages land in the run-cache, so nothing is
+    trained twice); stop it when no queue worker has been active for `idle_s` (it waits on an
+    entry whose worker died, forever)."""
+    idle = 0.0
+    while _is_dvc(pid) and idle < idle_s:
+        idle = 0.0 if _busy(_dvc(root, "queue", "status")) else idle + 2.0
+        time.sleep(2.0)
+    if _is_dvc(pid):
+        _stop(pid)
+
+
+def _stop(pid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _dvc(root: Path, *args: str) -> str:
+    run = subprocess.run(["dvc", *args], cwd=root, capture_output=True, text=True)
+    return run.stdout
