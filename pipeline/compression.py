@@ -70,13 +70,14 @@ def run_compression(params: Params, root: Path) -> Path:
     for pair in params.runs.pairs:
         distilled = [c for c in pair_candidates(params, layout, results, pair.teacher,
                                                 pair.student)
-                     if not c.key.startswith("pretrain/")]  # alone: its own row below
-        best = champion(distilled)
+                     if not c.alone]  # the student alone has its own row below
         roles = [("teacher", pair.teacher, layout.pretrained(pair.teacher), "model")]
         if pair.student in results["teachers"]:
             roles.append(("student alone", pair.student, layout.pretrained(pair.student), "model"))
-        roles.append((f"student, {best.distiller}/{best.strategy} seed {best.seed}",
-                      pair.student, layout.student(best.key), "student"))
+        best = champion(distilled) if distilled else None  # None: only `never` was run
+        if best is not None:
+            roles.append((f"student, {best.distiller}/{best.strategy} seed {best.seed}",
+                          pair.student, layout.student(best.key), "student"))
         for role, arch, path, module in roles:
             top1 = (results["teachers"][arch]["top1"] if module == "model" else best.test_top1)
             rows.append({"pair": f"{pair.teacher}-{pair.student}", "role": role, "arch": arch,
