@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -113,8 +114,6 @@ class GlyphsSource(InMemorySource):
                 "sha256": sha, "normalisation": stats, "versions": library_versions()}
 
     def loader_info(self, root: Path, **options: Any) -> DatasetInfo:
-        from dataclasses import replace
-
         manifest = read_manifest(self.folder(root)) or {}
         stats = manifest.get("normalisation")
         if not isinstance(stats, dict) or {"mean", "std"} - stats.keys():
