@@ -115,11 +115,17 @@ def test_data_parallel_shards_split_every_global_batch(fetched):
 
 
 def test_training_batches_are_augmented_and_evaluation_batches_are_not(fetched):
-    loaders = build_split_loaders("glyphs", fetched, 1000, "cpu", 0, val_fraction=0.5, **SMALL)
-    a = next(iter(loaders.train))[0]
-    b = next(iter(loaders.train))[0]  # next epoch: other crops and order
-    assert not torch.equal(a, b)
-    v1, v2 = next(iter(loaders.val))[0], next(iter(loaders.val))[0]
+    common = dict(val_fraction=0.5, **SMALL)
+    plain = build_split_loaders("glyphs", fetched, 1000, "cpu", 0,
+                                augment={"pad": 0, "random_crop": False}, **common)
+    augmented = build_split_loaders("glyphs", fetched, 1000, "cpu", 0, **common)
+    x_plain, _, rows_plain = next(iter(plain.train))
+    x_aug, _, rows_aug = next(iter(augmented.train))
+    by_row = dict(zip(rows_plain.tolist(), x_plain, strict=True))
+    reference = torch.stack([by_row[r] for r in rows_aug.tolist()])
+    shifted = (x_aug - reference).abs().flatten(1).amax(1) > 1e-6
+    assert 0.5 < shifted.float().mean() < 1.0  # most crops move the image; (0, 0) offsets do not
+    v1, v2 = next(iter(augmented.val))[0], next(iter(augmented.val))[0]
     assert torch.equal(v1, v2)
 
 
