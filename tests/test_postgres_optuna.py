@@ -15,10 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sakd.config import load_params
-from sakd.tuning.budget import FAIL_REASON, WORKER
-from sakd.tuning.job import TuneJob
-from sakd.tuning.study import study_name
-from sakd.tuning.workers import spawn_workers
+from sakd.tuning.study import TuneJob, study_name
+from sakd.tuning.workers import FAIL_REASON, WORKER, spawn_workers
 from tests import postgres_helpers as pg
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sakd.tuning.band import NoiseBand
+from sakd.tuning.baseline import NoiseBand
 
 YLABEL = "validation top-1 (%)"
 
