@@ -1,6 +1,6 @@
 """Optuna workers in several processes on one PostgreSQL study (a real server, on loopback).
 
-The exact-n_trials guarantee rests on the advisory lock (sakd/tuning/locks.py): 3 processes
+The exact-n_trials guarantee rests on the advisory lock (sakd/tuning/storage.py): 3 processes
 claim trials at once and the study ends with exactly n_trials; a worker killed mid-trial leaves
 a RUNNING trial that the next worker marks failed (no reason: it does not count) and redoes.
 """
