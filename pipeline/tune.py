@@ -27,13 +27,11 @@ from sakd.atomic import atomic_write
 from sakd.config import DistillConfig, Params
 from sakd.tracking import Tracker
 from sakd.tuning import TuningError
-from sakd.tuning.band import NoiseBand
-from sakd.tuning.job import TuneJob, with_overrides
+from sakd.tuning.baseline import NoiseBand
 from sakd.tuning.objective import Build, BuiltRun, ensure_baseline, make_trainer
-from sakd.tuning.outputs import Table, sensitivity_outputs
-from sakd.tuning.parent_run import parent_run
-from sakd.tuning.study import open_job_study, study_name
-from sakd.tuning.urls import resolve_storage_url
+from sakd.tuning.results import Table, sensitivity_outputs
+from sakd.tuning.storage import resolve_storage_url
+from sakd.tuning.study import TuneJob, open_job_study, parent_run, study_name, with_overrides
 from sakd.tuning.workers import spawn_workers, work
 
 

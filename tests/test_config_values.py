@@ -195,7 +195,7 @@ def test_registries_config_mirrors_stay_equal():
     "redis://db", "optuna.db", "",
 ])
 def test_storage_check_agrees_with_the_tuning_rules(url):
-    from sakd.tuning.urls import check_storage_url
+    from sakd.tuning.storage import check_storage_url
 
     try:
         _storage(url)

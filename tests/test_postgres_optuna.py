@@ -1,6 +1,6 @@
 """Optuna workers in several processes on one PostgreSQL study (a real server, on loopback).
 
-The exact-n_trials guarantee rests on the advisory lock (sakd/tuning/locks.py): 3 processes
+The exact-n_trials guarantee rests on the advisory lock (sakd/tuning/storage.py): 3 processes
 claim trials at once and the study ends with exactly n_trials; a worker killed mid-trial leaves
 a RUNNING trial that the next worker marks failed (no reason: it does not count) and redoes.
 """
@@ -15,10 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sakd.config import load_params
-from sakd.tuning.budget import FAIL_REASON, WORKER
-from sakd.tuning.job import TuneJob
-from sakd.tuning.study import study_name
-from sakd.tuning.workers import spawn_workers
+from sakd.tuning.study import TuneJob, study_name
+from sakd.tuning.workers import FAIL_REASON, WORKER, spawn_workers
 from tests import postgres_helpers as pg
 
 pytestmark = pytest.mark.slow

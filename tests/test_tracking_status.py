@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from sakd.tracking import MemoryTracker, MLflowTracker
-from sakd.tuning.runner import PrunedRun
+from sakd.tuning.workers import PrunedRun
 
 
 def _statuses(uri: str) -> dict[str, str]:

@@ -12,10 +12,9 @@ import optuna
 import pytest
 
 from sakd.tuning.baseline import baseline_once, baselines_once, claim_attr, value_attr
-from sakd.tuning.budget import WorkerId
-from sakd.tuning.locks import study_lock
-from sakd.tuning.storage import open_storage
+from sakd.tuning.storage import open_storage, study_lock
 from sakd.tuning.study import open_study
+from sakd.tuning.workers import WorkerId
 
 NAME = "shared"
 ATTRS = {"sakd_fingerprint": "f" * 12}

@@ -12,11 +12,17 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
 
-from sakd.tuning.band import NoiseBand
-from sakd.tuning.outputs import baseline_columns
+from sakd.tuning.baseline import NoiseBand
 from sakd.tuning.plots import history_png, sweep_png
-from sakd.tuning.report import StudySummary, render_sensitivity, summary_metrics
-from sakd.tuning.results import best_row, history, importances, state_counts, sweep, trial_rows
+from sakd.tuning.report import (
+    StudySummary,
+    best_row,
+    render_sensitivity,
+    state_counts,
+    summary_metrics,
+    trial_rows,
+)
+from sakd.tuning.results import baseline_columns, history, importances, sweep
 
 BASE = {"beta3": 1.0, "tau0": 5.0, "tau_min": 0.5, "schedule": "exponential"}
 DISTS = {"beta3": FloatDistribution(0.1, 10.0, log=True), "tau0": FloatDistribution(1.0, 10.0)}

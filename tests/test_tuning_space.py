@@ -6,8 +6,14 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from sakd.config import ConfigError, load_params
-from sakd.tuning.hyperparams import base_values, scale_milestones, trial_config
-from sakd.tuning.plans import GridPlan, SearchPlan, grid_points
+from sakd.tuning.space import (
+    GridPlan,
+    SearchPlan,
+    base_values,
+    grid_points,
+    scale_milestones,
+    trial_config,
+)
 
 
 def test_search_space_matches_params(default_params):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sakd.tuning import TuningError
-from sakd.tuning.storage import open_storage
-from sakd.tuning.urls import (
+from sakd.tuning.storage import (
     ENV_VAR,
     check_storage_url,
+    open_storage,
     redact,
     resolve_storage_url,
     storage_file,

@@ -14,15 +14,19 @@ from optuna.trial import TrialState
 
 from sakd.config import Params, load_params
 from sakd.tuning import TuningError
-from sakd.tuning.budget import HEARTBEAT, WORKER, TrialClaimer, WorkerId
-from sakd.tuning.heartbeat import Heartbeat
-from sakd.tuning.locks import study_lock
-from sakd.tuning.plans import fixed_values, plan_for
-from sakd.tuning.pruners import create_pruner
-from sakd.tuning.results import trial_rows
-from sakd.tuning.runner import TrialSetting, run_worker
-from sakd.tuning.storage import open_storage
+from sakd.tuning.report import trial_rows
+from sakd.tuning.space import create_pruner, fixed_values, plan_for
+from sakd.tuning.storage import open_storage, study_lock
 from sakd.tuning.study import FINGERPRINT, open_study, study_attrs, study_fingerprint, study_name
+from sakd.tuning.workers import (
+    HEARTBEAT,
+    WORKER,
+    Heartbeat,
+    TrialClaimer,
+    TrialSetting,
+    WorkerId,
+    run_worker,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 EPOCHS = 3
@@ -50,9 +54,7 @@ class Tune:
 
     def __init__(self, params: Params, url: str) -> None:
         self.params, self.url = params, url
-        s = params.sensitivity
-        pruner = create_pruner(s.pruner.kind, s.pruner.n_startup_trials,
-                               s.pruner.n_warmup_steps, s.epochs)
+        pruner = create_pruner(params.sensitivity)
         self.name = study_name(params)
         self.study = open_study(open_storage(url), self.name,
                                 study_attrs(params, study_fingerprint(params)), pruner)

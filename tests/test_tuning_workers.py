@@ -10,12 +10,10 @@ import pytest
 from optuna.trial import TrialState
 
 from sakd.config import SearchSpaceConfig
-from sakd.tuning.budget import TrialClaimer
-from sakd.tuning.locks import study_lock
-from sakd.tuning.plans import SearchPlan
-from sakd.tuning.runner import TrialSetting, run_worker
-from sakd.tuning.storage import open_storage
+from sakd.tuning.space import SearchPlan
+from sakd.tuning.storage import open_storage, study_lock
 from sakd.tuning.study import open_study
+from sakd.tuning.workers import TrialClaimer, TrialSetting, run_worker
 
 pytestmark = pytest.mark.slow  # end to end: worker processes share one Optuna storage
 

@@ -117,7 +117,7 @@ def _relative_root(value: str) -> str:
 def storage_problem(url: str) -> str | None:
     """Why `url` is not usable as params.yaml's Optuna storage (None when it is): storages
     Optuna cannot open, and passwords written into the file. The one home of this rule;
-    sakd.tuning.urls asks it too."""
+    sakd.tuning.storage asks it too."""
     head, sep, rest = url.partition(":")
     scheme = head.split("+", 1)[0].lower() if sep else ""
     if scheme not in ("sqlite", "postgresql", "mysql", "journal"):

@@ -1,26 +1,30 @@
 """The sensitivity study (Fig. 4): Optuna over beta3 and the Gumbel temperature schedule.
 
-Modules, one job each (import them directly; this package import stays light so validating
-params.yaml does not load Optuna):
-- hyperparams: the tuned values and how they become a DistillConfig for a trial;
-- plans: search ranges or Fig. 4 grid points, and the sampler of the next trial;
-- samplers / pruners: Optuna components by name;
-- storage / locks: storage URLs (sqlite, journal file, PostgreSQL, MySQL) and the
-  cross-process lock that makes trial claims atomic;
-- study: create or continue a study (fingerprint of the objective's settings);
-- job: one `sakd tune` invocation as picklable data (settings, storage URL, study name);
-- budget: claim trials so that N workers end with exactly n_trials; dead workers' trials;
-- heartbeat / runner: run claimed trials (pruning, failures recorded, not fatal);
-- objective: a trial's training (the caller injects how a distillation run is built) and
-  the `always` baseline, each of its seeds trained once per study (baseline);
-- band: that baseline over seeds as Fig. 4's line and noise band (mean ± 1 sample sd);
-- workers / parent_run: this process or N spawned ones; the study's MLflow parent run;
-- results / plots / report / outputs: rows, importances, Fig. 4 PNGs, the markdown report
-  and everything the stage writes, as content (the pipeline writes the files).
+Optuna samples, prunes, stores and plots; these modules hold only what it lacks (each
+docstring says which guarantee). Import them directly; this package import stays light so
+validating params.yaml does not load Optuna:
+- space: the tuned values from params.yaml, search or Fig. 4 grid, per-trial seeded samplers;
+- storage: storage URLs, opening them, and the lock that makes trial claims atomic;
+- study: one `sakd tune` job, the study's fingerprint, its MLflow parent run;
+- workers: the exact trial budget over N processes/machines, heartbeats, failures recorded;
+- objective / baseline: a trial's training; the `always` baseline over seeds (noise band);
+- results / report / plots: rows, the stage's files as content, the markdown, Fig. 4.
 """
 
-from sakd.tuning.errors import TuningError
-from sakd.tuning.pruners import list_pruners
-from sakd.tuning.samplers import list_samplers
 
-__all__ = ["TuningError", "list_pruners", "list_samplers"]
+class TuningError(Exception):
+    """Bad input a user can fix: a storage that cannot be opened, a study that does not match
+    the config. The CLI reports it as a user error (one line, exit 2); the study is untouched.
+    """
+
+
+def list_pruners() -> list[str]:
+    from sakd.tuning.space import PRUNERS
+
+    return sorted(PRUNERS)
+
+
+def list_samplers() -> list[str]:
+    from sakd.tuning.space import SAMPLERS
+
+    return sorted(SAMPLERS)

@@ -1,27 +1,93 @@
-"""The `always` baseline of a study (Fig. 4's dashed line and its noise band), each of its
-seeds trained once however many workers start together.
+"""Fig. 4's noise floor: the `always` baseline trained with several seeds, each seed once per
+study however many workers start together, as a mean and a band.
+
+Kept beside Optuna because it is no trial (the baseline must not use up the budget, be
+sampled or be pruned) and Optuna has no notion of seed noise. One baseline run cannot say
+whether a trial 0.3 points above it is better or just luckier; n seeds give its spread: a
+trial outside mean ± 1 sample sd differs by more than seed noise, one inside it does not.
 
 Per seed, a worker claims the run under the study lock (a study user attr naming it), trains it
-outside the lock (the lock guards claims, never a training run) while a heartbeat stamps the
-claim, and stores the value under that seed's own attr. Others move on to the next unclaimed
-seed (so N workers share the seeds), then to trials, and at the end wait for every value; a
-claim whose worker is gone (dead local process, or no heartbeat for `stale_after_s`) is taken
-over, so a killed worker never leaves the study without a baseline seed.
+outside the lock while a heartbeat stamps the claim, and stores the value under that seed's own
+attr. Others move on to the next unclaimed seed, then to trials, and at the end wait for every
+value; a claim whose worker is gone (workers.owner_gone) is taken over.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Literal
 
 import optuna
 
-from sakd.tuning.budget import STALE_AFTER_S, WorkerId, pid_alive
-from sakd.tuning.heartbeat import HEARTBEAT_S, Heartbeat
+from sakd.tuning.workers import HEARTBEAT_S, STALE_AFTER_S, Heartbeat, WorkerId, owner_gone
 
 BASELINE_ATTR = "baseline_always_top1"  # + "_seed<k>": that seed's value
 CLAIM_ATTR = "baseline_always_claim"  # + "_seed<k>": {"host", "pid", "token", "beat"}
+Side = Literal["above", "below", "inside"]
+
+
+@dataclass(frozen=True)
+class NoiseBand:
+    """The baseline's validation top-1 (%) per seed, in seed order."""
+
+    seeds: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values or len(self.seeds) != len(self.values):
+            raise ValueError(f"a baseline needs one value per seed, got seeds {self.seeds} "
+                             f"and values {self.values}")
+        if not all(math.isfinite(v) for v in self.values):
+            raise ValueError(f"baseline values must be finite, got {self.values}")
+
+    @classmethod
+    def from_values(cls, by_seed: Mapping[int, float]) -> NoiseBand:
+        """From {seed: value} (any order): sorted by seed so the same runs give the same band."""
+        seeds = tuple(sorted(by_seed))
+        return cls(seeds, tuple(float(by_seed[s]) for s in seeds))
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.values) / self.n
+
+    @property
+    def std(self) -> float | None:
+        """The sample standard deviation (n - 1); None for one seed, where it is undefined."""
+        return statistics.stdev(self.values) if self.n >= 2 else None
+
+    @property
+    def low(self) -> float | None:
+        return None if self.std is None else self.mean - self.std
+
+    @property
+    def high(self) -> float | None:
+        return None if self.std is None else self.mean + self.std
+
+    def side(self, value: float) -> Side | None:
+        """Where `value` lies against the band; None when there is no band (one seed)."""
+        if self.low is None or self.high is None:
+            return None
+        if value > self.high:
+            return "above"
+        return "below" if value < self.low else "inside"
+
+    def label(self) -> str:
+        """The legend entry of Fig. 4's dashed line: what it is, over how many seeds."""
+        if self.std is None:
+            return (f"standard distillation (always), 1 seed: {self.mean:.2f}% "
+                    "(no band: the spread needs >= 2 seeds)")
+        return (f"standard distillation (always), mean ± sd over {self.n} seeds: "
+                f"{self.mean:.2f} ± {self.std:.2f}%")
 
 
 def value_attr(seed: int) -> str:
@@ -34,16 +100,6 @@ def claim_attr(seed: int) -> str:
     return f"{CLAIM_ATTR}_seed{seed}"
 
 
-def _claim_is_live(claim: object, me: WorkerId, now: float, stale_after_s: float) -> bool:
-    if not isinstance(claim, dict) or claim.get("token") == me.token:
-        return False
-    local = claim.get("host") == me.host and isinstance(claim.get("pid"), int)
-    if local and not pid_alive(claim["pid"]):
-        return False
-    beat = claim.get("beat")
-    return isinstance(beat, int | float) and now - beat <= stale_after_s
-
-
 def _try_claim(study: optuna.Study, lock: AbstractContextManager, me: WorkerId,
                stale_after_s: float, seed: int) -> tuple[float | None, bool]:
     """(stored value, whether this worker now owns the training), decided under the lock."""
@@ -51,20 +107,13 @@ def _try_claim(study: optuna.Study, lock: AbstractContextManager, me: WorkerId,
         attrs = study.user_attrs
         if value_attr(seed) in attrs:
             return float(attrs[value_attr(seed)]), False
-        if _claim_is_live(attrs.get(claim_attr(seed)), me, time.time(), stale_after_s):
-            return None, False
+        claim = attrs.get(claim_attr(seed))
+        if (isinstance(claim, dict) and claim.get("token") != me.token
+                and isinstance(beat := claim.get("beat"), int | float)
+                and not owner_gone(claim, beat, me, stale_after_s)):
+            return None, False  # a live worker elsewhere trains it
         study.set_user_attr(claim_attr(seed), {**me.as_attr(), "beat": time.time()})
         return None, True
-
-
-class _ClaimBeat:
-    """Stamps the claim's `beat` so other machines see the baseline's worker is alive."""
-
-    def __init__(self, study: optuna.Study, me: WorkerId, seed: int) -> None:
-        self.study, self.me, self.seed = study, me, seed
-
-    def set_user_attr(self, key: str, value: float) -> None:
-        self.study.set_user_attr(claim_attr(self.seed), {**self.me.as_attr(), "beat": value})
 
 
 def baseline_once(
@@ -80,8 +129,9 @@ def baseline_once(
         value, mine = _try_claim(study, lock, me, stale_after_s, seed)
         if value is not None:
             return value
-        if mine:
-            beat = _ClaimBeat(study, me, seed)
+        if mine:  # the heartbeat stamps the claim's `beat`, so other machines see it alive
+            beat = SimpleNamespace(set_user_attr=lambda _key, now: study.set_user_attr(
+                claim_attr(seed), {**me.as_attr(), "beat": now}))
             try:
                 with Heartbeat(beat, min(HEARTBEAT_S, stale_after_s / 3)):
                     value = float(train())

@@ -1,8 +1,9 @@
 """The objective's training: one shortened distillation per trial, in a nested MLflow run.
 
-The library does not assemble a distillation run itself (data, models, the teacher checkpoint
-are the pipeline's business): the caller passes a `Build` callable, and this module adds what
-the study needs around it: the trial's config, per-epoch reports for pruning, MLflow tags.
+Kept beside Optuna because the objective is the project's: the caller (the pipeline) passes a
+`Build` callable that assembles a distillation run, and this adds the trial's config, per-epoch
+reports for pruning, MLflow tags, and selection on validation only (no trial reads the test
+split: `test=None`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ import optuna
 from sakd.config import DistillConfig
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
-from sakd.tuning.band import NoiseBand
-from sakd.tuning.baseline import baselines_once
-from sakd.tuning.hyperparams import Value, trial_config
-from sakd.tuning.job import TuneJob
-from sakd.tuning.locks import study_lock
-from sakd.tuning.runner import Reporter, TrainFn, TrialSetting
-from sakd.tuning.study import STRATEGY
+from sakd.tuning.baseline import NoiseBand, baselines_once
+from sakd.tuning.space import Value, trial_config
+from sakd.tuning.storage import study_lock
+from sakd.tuning.study import STRATEGY, TuneJob
+from sakd.tuning.workers import Reporter, TrainFn, TrialSetting
 
 
 class BuiltRun(Protocol):

@@ -1,11 +1,10 @@
 """Fig. 4 (accuracy against beta3 and against tau0, standard distillation dashed with its
-noise band over seeds) and the optimisation history, rendered to PNG bytes with no
-software/date metadata.
+noise band over seeds) and the optimisation history, as PNG bytes without software/date
+metadata (the same data gives the same bytes: stable DVC hashes).
 
-The history is Optuna's own plot (`optuna.visualization.matplotlib.plot_optimization_history`)
-with the `always` baseline added. Fig. 4 stays custom: Optuna's slice plot has no reference
-line, cannot draw a grid sweep as a curve, and in a grid study would mix the other sweeps'
-points (every trial varies one hyper-parameter, the others sit at their base values).
+The history is Optuna's own plot (`plot_optimization_history`) with the baseline added. Kept
+beside Optuna because Fig. 4 is not its slice plot: that has no reference line, cannot draw a
+grid sweep as a curve, and in a grid study would mix the other sweeps' points.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sakd.tuning.band import NoiseBand
+from sakd.tuning.baseline import NoiseBand
 
 YLABEL = "validation top-1 (%)"
 
@@ -27,25 +26,20 @@ YLABEL = "validation top-1 (%)"
 def _png(fig: Figure, dpi: int) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
-    # No software/date metadata: the same data gives the same bytes (stable DVC hashes).
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
     return buf.getvalue()
 
 
-def _draw_baseline(ax, baseline: NoiseBand) -> None:
-    """The mean as the dashed line and mean ± 1 sample sd shaded behind it, so a reader sees
-    which trials differ from standard distillation by more than seed noise. One seed has no
-    spread: the line alone, its label says so."""
-    if baseline.low is not None and baseline.high is not None:
-        ax.axhspan(baseline.low, baseline.high, color="0.3", alpha=0.15, linewidth=0, zorder=0)
-    ax.axhline(baseline.mean, linestyle="--", color="0.3", linewidth=1.2,
-               label=baseline.label())
-
-
 def _finish(ax, xlabel: str, title: str, baseline: NoiseBand | None, has_data: bool) -> None:
-    """The baseline line and band, labels, title, grid and legend every chart here shares."""
+    """What every chart here shares: the baseline's mean as the dashed line with mean ± 1
+    sample sd shaded behind it (one seed: the line alone, its label says so), so a reader sees
+    which trials differ from standard distillation by more than seed noise; labels, legend."""
     if baseline is not None:
-        _draw_baseline(ax, baseline)
+        if baseline.low is not None and baseline.high is not None:
+            ax.axhspan(baseline.low, baseline.high, color="0.3", alpha=0.15, linewidth=0,
+                       zorder=0)
+        ax.axhline(baseline.mean, linestyle="--", color="0.3", linewidth=1.2,
+                   label=baseline.label())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(YLABEL)
     ax.set_title(title, fontsize=10)

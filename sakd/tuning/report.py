@@ -1,14 +1,77 @@
-"""reports/sensitivity.md and metrics/sensitivity.json from a study's rows (pure text)."""
+"""A study's trials as rows, and reports/sensitivity.md and metrics/sensitivity.json from them.
+
+Kept beside Optuna because the report is the stage's own: trials judged against the `always`
+baseline's noise band, interrupted (uncounted) trials told apart from failed ones, and a
+metrics schema that dvc.yaml and the tests read.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sakd.tuning.band import NoiseBand
-from sakd.tuning.hyperparams import HYPERPARAMS, LABELS, Value
-from sakd.tuning.results import TrialRow, best_row, state_counts
+from optuna.trial import FrozenTrial, TrialState
+
+from sakd.tuning.baseline import NoiseBand
+from sakd.tuning.space import HYPERPARAMS, LABELS, Value
+from sakd.tuning.workers import FAIL_REASON, INTERRUPTED, WORKER, counts_toward_budget
+
+TRIAL_COLUMNS = ["number", "state", "value", *HYPERPARAMS, "duration_s", "last_epoch",
+                 "worker", "reason"]
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL, INTERRUPTED (worker stopped: not counted), RUNNING
+    value: float | None  # final val top-1; a pruned trial's last reported value
+    values: dict[str, Value]  # every tuned hyper-parameter (searched or the distill value)
+    duration_s: float | None
+    last_epoch: int | None
+    worker: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"number": self.number, "state": self.state, "value": self.value,
+                **self.values, "duration_s": self.duration_s, "last_epoch": self.last_epoch,
+                "worker": self.worker, "reason": self.reason}
+
+
+def trial_rows(trials: Sequence[FrozenTrial], fixed: Mapping[str, Value]) -> list[TrialRow]:
+    return [_row(t, fixed) for t in sorted(trials, key=lambda t: t.number)]
+
+
+def _row(t: FrozenTrial, fixed: Mapping[str, Value]) -> TrialRow:
+    state = t.state.name
+    reason = str(t.user_attrs.get(FAIL_REASON, ""))
+    if t.state == TrialState.FAIL and not counts_toward_budget(t):
+        state = "INTERRUPTED"
+        reason = str(t.user_attrs.get(INTERRUPTED, "its worker stopped before the end"))
+    value = t.value if t.state == TrialState.COMPLETE else None
+    if t.state == TrialState.PRUNED and t.intermediate_values:
+        value = t.intermediate_values[max(t.intermediate_values)]
+    owner = t.user_attrs.get(WORKER) or {}
+    duration = t.duration.total_seconds() if t.duration else None
+    return TrialRow(
+        number=t.number, state=state, value=value, values={**fixed, **t.params},
+        duration_s=duration, last_epoch=max(t.intermediate_values, default=None),
+        worker=f"{owner.get('host', '?')}:{owner.get('pid', '?')}" if owner else "", reason=reason,
+    )
+
+
+def state_counts(rows: Sequence[TrialRow]) -> dict[str, int]:
+    counts = Counter(r.state for r in rows)
+    return {s: counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "INTERRUPTED",
+                                          "RUNNING")}
+
+
+def best_row(rows: Sequence[TrialRow]) -> TrialRow | None:
+    """The complete trial with the highest value (the earliest on a tie)."""
+    complete = [r for r in rows if r.state == "COMPLETE"]
+    return max(complete, key=lambda r: (r.value, -r.number), default=None)
+
 
 
 @dataclass(frozen=True)

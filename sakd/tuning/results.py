@@ -1,71 +1,44 @@
-"""Read a finished (or partly finished) study back as plain rows for tables, CSVs and plots."""
+"""A study read back as the stage's outputs: trial rows, Fig. 4 sweeps, importances, and the
+content of every file the stage writes (CSV tables, PNGs, the report, metrics). Writing them
+(paths, atomic files, MLflow) is the caller's job.
+
+Kept beside Optuna because `study.trials_dataframe()` knows no interrupted (uncounted) trials,
+fixed hyper-parameters, workers or Fig. 4's one-at-a-time grid sweeps, and the stage's files
+have a schema of their own (dvc.yaml's plots, metrics/sensitivity.json).
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from sakd.tuning.budget import FAIL_REASON, INTERRUPTED, WORKER, counts_toward_budget
-from sakd.tuning.hyperparams import HYPERPARAMS, Value
-
-TRIAL_COLUMNS = ["number", "state", "value", *HYPERPARAMS, "duration_s", "last_epoch",
-                 "worker", "reason"]
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    number: int
-    state: str  # COMPLETE, PRUNED, FAIL, INTERRUPTED (worker stopped: not counted), RUNNING
-    value: float | None  # final val top-1; a pruned trial's last reported value
-    values: dict[str, Value]  # every tuned hyper-parameter (searched or the distill value)
-    duration_s: float | None
-    last_epoch: int | None
-    worker: str
-    reason: str
-
-    def as_dict(self) -> dict:
-        return {"number": self.number, "state": self.state, "value": self.value,
-                **self.values, "duration_s": self.duration_s, "last_epoch": self.last_epoch,
-                "worker": self.worker, "reason": self.reason}
-
-
-def trial_rows(trials: Sequence[FrozenTrial], fixed: Mapping[str, Value]) -> list[TrialRow]:
-    return [_row(t, fixed) for t in sorted(trials, key=lambda t: t.number)]
-
-
-def _row(t: FrozenTrial, fixed: Mapping[str, Value]) -> TrialRow:
-    state = t.state.name
-    reason = str(t.user_attrs.get(FAIL_REASON, ""))
-    if t.state == TrialState.FAIL and not counts_toward_budget(t):
-        state = "INTERRUPTED"
-        reason = str(t.user_attrs.get(INTERRUPTED, "its worker stopped before the end"))
-    value = t.value if t.state == TrialState.COMPLETE else None
-    if t.state == TrialState.PRUNED and t.intermediate_values:
-        value = t.intermediate_values[max(t.intermediate_values)]
-    owner = t.user_attrs.get(WORKER) or {}
-    duration = t.duration.total_seconds() if t.duration else None
-    return TrialRow(
-        number=t.number, state=state, value=value, values={**fixed, **t.params},
-        duration_s=duration, last_epoch=max(t.intermediate_values, default=None),
-        worker=f"{owner.get('host', '?')}:{owner.get('pid', '?')}" if owner else "", reason=reason,
-    )
-
-
-def state_counts(rows: Sequence[TrialRow]) -> dict[str, int]:
-    counts = Counter(r.state for r in rows)
-    return {s: counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "FAIL", "INTERRUPTED",
-                                          "RUNNING")}
-
-
-def best_row(rows: Sequence[TrialRow]) -> TrialRow | None:
-    """The complete trial with the highest value (the earliest on a tie)."""
-    complete = [r for r in rows if r.state == "COMPLETE"]
-    return max(complete, key=lambda r: (r.value, -r.number), default=None)
+from sakd.config import Params
+from sakd.tuning.baseline import NoiseBand
+from sakd.tuning.plots import history_png, sweep_png
+from sakd.tuning.report import (
+    TRIAL_COLUMNS,
+    StudySummary,
+    TrialRow,
+    render_sensitivity,
+    summary_metrics,
+    trial_rows,
+)
+from sakd.tuning.space import (
+    HYPERPARAMS,
+    LABELS,
+    GridPlan,
+    Value,
+    base_values,
+    fixed_values,
+    plan_for,
+)
+from sakd.tuning.storage import display_storage
+from sakd.tuning.study import TuneJob
 
 
 def history(rows: Sequence[TrialRow]) -> list[dict[str, float]]:
@@ -112,3 +85,93 @@ def importances(study: optuna.Study) -> tuple[dict[str, float], str]:
             return dict(optuna.importance.get_param_importances(study)), ""
     except (ValueError, RuntimeError, ZeroDivisionError) as err:
         return {}, f"not computable from these trials ({err})"
+
+
+FIG4_AXES = (("beta3", True), ("tau0", False))  # (axis, log scale): the two panels of Fig. 4
+
+
+@dataclass(frozen=True)
+class Table:
+    rows: list[dict[str, Any]]
+    columns: Sequence[str]
+
+
+@dataclass
+class SensitivityOutputs:
+    """`plots`: file name -> Table (CSV) or PNG bytes, in writing order."""
+
+    metrics: dict[str, Any]
+    report: str
+    plots: dict[str, Table | bytes] = field(default_factory=dict)
+
+
+def space_description(params: Params) -> dict[str, str]:
+    """How each hyper-parameter is varied (grid values, search range) or its fixed value."""
+    s, base = params.sensitivity, base_values(params.distill)
+    out = {}
+    for name in HYPERPARAMS:
+        if s.mode == "grid":
+            values = getattr(s.grid, name)
+            out[name] = (", ".join(map(str, values)) + f" (others at {base[name]})" if values
+                         else f"{base[name]} (fixed)")
+            continue
+        rng = getattr(s.search, name)
+        if name not in s.search.searched():
+            out[name] = f"{base[name]} (fixed)"
+        elif name == "schedule":
+            out[name] = ", ".join(rng)
+        else:
+            out[name] = f"[{rng.low:g}, {rng.high:g}]" + (" (log)" if rng.log else "")
+    return out
+
+
+def baseline_columns(baseline: NoiseBand | None) -> dict[str, float | int | None]:
+    """The baseline on every row of a Fig. 4 CSV: mean, sample sd (empty for one seed) and the
+    number of seeds, so the data behind the band travels with the plot."""
+    if baseline is None:
+        return {"always_top1": None, "always_std": None, "always_seeds": 0}
+    return {"always_top1": baseline.mean, "always_std": baseline.std,
+            "always_seeds": baseline.n}
+
+
+def sensitivity_outputs(job: TuneJob, study: optuna.Study, baseline: NoiseBand | None,
+                        plots_link: str, metrics_link: str) -> SensitivityOutputs:
+    """Everything the report shows, from the study as it is now; `plots_link` and
+    `metrics_link` are the plots folder and metrics file relative to the report."""
+    params, s = job.params, job.cfg
+    plan = plan_for(params)
+    base = base_values(params.distill)
+    rows = trial_rows(study.get_trials(deepcopy=False), fixed_values(params, plan))
+    pair = s.resolved_pair(params.runs)
+    what = f"{params.data.dataset}: {pair.teacher} → {pair.student}, {s.distiller}"
+
+    plots: dict[str, Table | bytes] = {
+        "trials.csv": Table([r.as_dict() for r in rows], TRIAL_COLUMNS),
+        "history.csv": Table(history(rows), ["trial", "val_top1", "best_val_top1"]),
+        "history.png": history_png(study, f"Optimisation history ({what})", baseline),
+    }
+    figures = []
+    for axis, log_x in FIG4_AXES:
+        points = sweep(rows, axis, s.mode, base)
+        always = baseline_columns(baseline)
+        plots[f"{axis}.csv"] = Table([{axis: x, "val_top1": y, **always} for x, y in points],
+                                     [axis, "val_top1", *always])
+        rng = getattr(s.search, axis) if s.mode == "search" else None
+        rng = rng if rng is not None and rng.active else None
+        plots[f"{axis}.png"] = sweep_png(
+            points, LABELS[axis], f"Fig. 4: sensitivity to {axis} ({what})", baseline,
+            log_x=log_x, connect=s.mode == "grid", xlim=(rng.low, rng.high) if rng else None)
+        figures.append((f"accuracy vs {axis}", f"{plots_link}/{axis}.png"))
+    figures.append(("optimisation history", f"{plots_link}/history.png"))
+
+    imp, note = importances(study)
+    summary = StudySummary(
+        study=job.study, storage=display_storage(job.storage_url, job.root), mode=s.mode,
+        dataset=params.data.dataset, teacher=pair.teacher, student=pair.student,
+        distiller=s.distiller, epochs=s.epochs, seed=s.seed,
+        target=len(plan.points) if isinstance(plan, GridPlan) else s.n_trials,
+        space=space_description(params), rows=rows, baseline=baseline,
+        importances=imp, importance_note=note, figures=figures,
+        data=[("trials", f"{plots_link}/trials.csv"), ("metrics", metrics_link)],
+    )
+    return SensitivityOutputs(summary_metrics(summary), render_sensitivity(summary), plots)
