@@ -154,3 +154,27 @@ def test_report_tables_print_a_dkd_row_without_a_paper_cell():
     dkd_row = table.rows[labels.index("DKD")]
     assert dkd_row[1].startswith("70.00") and dkd_row[2].startswith("71.00")
     assert "paper" not in " ".join(dkd_row)
+
+
+@pytest.mark.slow  # dynamo traces the step: ~30-60 s on 2 cores
+def test_captured_dkd_step_reads_the_warmup_without_recompiling(one_thread):
+    """The warm-up scale is a buffer set in place: a captured step follows it epoch by epoch,
+    equal to the eager step, with no new graph once compiled."""
+    from torch._dynamo.utils import counters
+
+    from sakd.train.capture import CapturedStep
+
+    eager, x, y = _step("dkd", "always", warmup=4)
+    captured_step, _, _ = _step("dkd", "always", warmup=4)
+    captured = CapturedStep(captured_step, backend="aot_eager")
+    graphs = None
+    for epoch in range(4):
+        for step in (eager, captured):
+            step.start_epoch(epoch)
+        stats_e, stats_c = eager(x, y), captured(x, y)
+        for key in stats_e:
+            torch.testing.assert_close(stats_c[key], stats_e[key], rtol=1e-4, atol=1e-5)
+        if epoch == 1:  # compiled for a fresh optimiser, then with momentum
+            graphs = counters["stats"]["unique_graphs"]
+    assert captured.distiller.warmup_scale.item() == 1.0
+    assert counters["stats"]["unique_graphs"] == graphs
