@@ -98,7 +98,7 @@ def pretrain(
 def distill(
     teacher: Annotated[str, typer.Option("--teacher", help="teacher architecture")],
     student: Annotated[str, typer.Option("--student", help="student architecture")],
-    distiller: Annotated[str, typer.Option("--distiller", help="kd, fitnet, at, ...")],
+    distiller: Annotated[str, typer.Option("--distiller", help="kd, dkd, fitnet, at, ...")],
     strategy: Annotated[str, typer.Option("--strategy", help="adaptive|always|anti|random|never")],
     seed: Annotated[
         list[int] | None,

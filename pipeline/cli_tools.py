@@ -56,7 +56,7 @@ def tune(
 def bench(
     teacher: Annotated[str, typer.Option("--teacher", help="teacher architecture")] = "resnet56",
     student: Annotated[str, typer.Option("--student", help="student architecture")] = "resnet20",
-    distiller: Annotated[str, typer.Option("--distiller", help="kd, fitnet, at, ...")] = "at",
+    distiller: Annotated[str, typer.Option("--distiller", help="kd, dkd, fitnet, at, ...")] = "at",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     input_size: Annotated[int, typer.Option("--input-size", help="square input side")] = 32,
     num_classes: Annotated[int, typer.Option("--num-classes")] = 100,

@@ -29,7 +29,10 @@ PINNED = {
     # the default moved to the glyphs benchmark on purpose (docs/benchmark.md); pinned anew
     "params.yaml": ("4ede102a073a", "83af8074bb2b", 9, "2b5fc20549ff"),
 }
-NEW_PRESETS = {"configs/cifar100_trainable_teacher.yaml"}  # added with router_lr_schedule
+NEW_PRESETS = {
+    "configs/cifar100_trainable_teacher.yaml",  # added with router_lr_schedule
+    "configs/cifar100_modern.yaml",  # DKD, beyond the paper (docs/modern.md)
+}
 
 
 def _params(name: str):

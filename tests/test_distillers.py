@@ -21,9 +21,10 @@ from sakd.distillers import (
 from sakd.registry import UnknownNameError
 
 B = 4
-NAMES = ["at", "cc", "crd", "fitnet", "ft", "kd", "nst", "pkt", "rkd", "sp", "vid"]
+NAMES = ["at", "cc", "crd", "dkd", "fitnet", "ft", "kd", "nst", "pkt", "rkd", "sp", "vid"]
 TABLE_II = {"fitnet": 1, "at": 1000, "sp": 3000, "cc": 0.02, "vid": 1, "rkd": 1, "pkt": 30000,
-            "ft": 200, "nst": 50, "crd": 0.8, "kd": 0}
+            "ft": 200, "nst": 50, "crd": 0.8, "kd": 0, "dkd": 0}
+FEATURE_METHODS = [n for n in NAMES if n not in ("kd", "dkd")]  # dkd: the logit spot only
 LABELS = torch.arange(24) % 3  # a tiny "training set": 24 samples, 3 classes
 INDEX = torch.tensor([0, 5, 10, 17])
 
@@ -70,7 +71,7 @@ def test_names_betas_and_unknown_name() -> None:
 @pytest.mark.parametrize("name, spots5, spots6", [
     ("fitnet", [2], [2]), ("at", [1, 2, 3], [1, 2, 3, 4]), ("nst", [1, 2, 3], [1, 2, 3, 4]),
     ("vid", [1, 2, 3], [1, 2, 3, 4]), ("sp", [3], [4]), ("ft", [3], [4]), ("cc", [4], [5]),
-    ("rkd", [4], [5]), ("pkt", [4], [5]), ("crd", [4], [5]), ("kd", [], []),
+    ("rkd", [4], [5]), ("pkt", [4], [5]), ("crd", [4], [5]), ("kd", [], []), ("dkd", [], []),
 ])
 def test_spots_follow_table_one(name: str, spots5: list[int], spots6: list[int]) -> None:
     assert build(name, student_feats(), teacher_feats()).spots == spots5
@@ -275,7 +276,7 @@ def _forward(d, fs, ft, mask):
     return d(fs, ft, mask=mask, index=INDEX if d.needs_index else None)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "kd"])
+@pytest.mark.parametrize("name", FEATURE_METHODS)
 def test_empty_mask_is_exact_zero_without_gradient(name: str) -> None:
     fs, ft = student_feats(), teacher_feats()
     d = build(name, fs, ft)
@@ -288,7 +289,7 @@ def test_empty_mask_is_exact_zero_without_gradient(name: str) -> None:
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "kd"])
+@pytest.mark.parametrize("name", FEATURE_METHODS)
 def test_full_mask_equals_ungated_loss(name: str) -> None:
     fs, ft = student_feats(), teacher_feats()
     d = build(name, fs, ft).eval()  # eval: CRD's memory stays put between the two calls
@@ -301,7 +302,7 @@ def test_full_mask_equals_ungated_loss(name: str) -> None:
     torch.testing.assert_close(gated, ungated, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "kd"])
+@pytest.mark.parametrize("name", FEATURE_METHODS)
 def test_gradients_reach_student_and_distiller_never_teacher(name: str) -> None:
     fs, ft = student_feats(), teacher_feats()
     d = build(name, fs, ft)
@@ -322,7 +323,7 @@ def _ids(params) -> set[int]:
 
 def test_student_parameters_are_the_learned_parts() -> None:
     fs, ft = student_feats(), teacher_feats()
-    for name in ("at", "nst", "sp", "rkd", "pkt", "kd"):
+    for name in ("at", "nst", "sp", "rkd", "pkt", "kd", "dkd"):
         assert list(build(name, fs, ft).student_parameters()) == []
     fitnet = build("fitnet", fs, ft)
     assert _ids(fitnet.student_parameters()) == _ids(fitnet.regressor.parameters())

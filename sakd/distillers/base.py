@@ -2,7 +2,8 @@
 
 A distiller owns the loss of one method (FitNet, AT, ...) at its candidate spots (Table I) and
 any learned parts it needs (regressors, embeddings, memory banks). Vanilla KD at the logits is
-not part of it: every run adds KD at the logit spot on top (`functional.kd_per_sample`).
+not part of it: every run adds KD at the logit spot on top (`functional.kd_per_sample`), unless
+the method declares its own logit loss (`owns_logit_loss`, DKD), which then replaces KD there.
 
 Gating contract (used by every strategy, spots/ never looks inside a distiller):
 - `mask` is a detached float tensor of 0/1 with shape [B, len(self.spots)], one column per spot
@@ -58,6 +59,7 @@ class Distiller(nn.Module):
     needs_index: ClassVar[bool] = False  # CRD: the loader must also yield sample indices
     needs_maps: ClassVar[bool] = False  # its spots must be feature maps [B, C, H, W]
     batch_inputs: ClassVar[tuple[str, ...]] = ()  # extra per-batch tensors forward accepts
+    owns_logit_loss: ClassVar[bool] = False  # True: `logit_per_sample` replaces KD (DKD)
 
     def __init__(self, spots: list[int]) -> None:
         super().__init__()
@@ -150,6 +152,17 @@ class Distiller(nn.Module):
     def prepare(self, teacher: nn.Module, batches: Iterable[torch.Tensor]) -> None:
         """Optional phase before distillation (FT pretrains its paraphraser). Default: nothing."""
         return None
+
+    def start_epoch(self, epoch: int) -> None:
+        """Per-epoch state (DKD's warm-up), set before each epoch, resumed ones included."""
+        return None
+
+    def logit_per_sample(
+        self, logits_s: torch.Tensor, logits_t: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """The method's own loss of each sample at the logit spot, [B], used by the training
+        step in place of KD when `owns_logit_loss` (gated by the logit column of the mask)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no logit loss")
 
 
 class ElementwiseDistiller(Distiller):

@@ -6,7 +6,7 @@ Same math as the reference implementations used by the CRD benchmark (RepDistill
 sits on top of its method's module (sakd/distillers/<method>.py). The plain functions return
 the batch-mean scalar; alongside each one is the variant a strategy gates:
 
-- element-wise losses (KD, FitNet, AT, NST, FT, VID): `*_per_sample` returns one loss per
+- element-wise losses (KD, DKD, FitNet, AT, NST, FT, VID): `*_per_sample` returns one loss per
   sample, shape [B], whose mean is the plain loss (gate it with `gating.gated_mean`);
 - relational losses (SP, CC, RKD, PKT): `*_masked(..., gate)` returns the loss of the selected
   subset times n/B (n selected out of B), computed by masking instead of indexing, so it never
@@ -21,6 +21,7 @@ does it keep its gradient. `cc`/`cc_masked` always keep the gradient of `e_t` (s
 
 from sakd.distillers.at import at, at_per_sample, attention_map
 from sakd.distillers.cc import cc, cc_masked
+from sakd.distillers.dkd import dkd, dkd_per_sample
 from sakd.distillers.fitnet import fitnet, fitnet_per_sample
 from sakd.distillers.ft import factor_map, ft, ft_per_sample
 from sakd.distillers.gating import gated_mean, pair_gate, selected_count
@@ -40,6 +41,8 @@ __all__ = [
     "attention_map",
     "cc",
     "cc_masked",
+    "dkd",
+    "dkd_per_sample",
     "factor_map",
     "fitnet",
     "fitnet_per_sample",

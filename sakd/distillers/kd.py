@@ -1,10 +1,13 @@
 """KD (Hinton): the logit loss every run adds at the logit spot, and the plain-KD method.
 
 The loss is applied by the training step at the logit spot for every method (gated by the
-logit column of the mask), so the `kd` distiller itself has no feature spot.
+logit column of the mask), so the `kd` distiller itself has no feature spot. A method that
+owns its logit loss (DKD) replaces it there: `logit_loss` picks the one a step uses.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,22 @@ def kd_masked(
 ) -> torch.Tensor:
     """Gated KD at the logit spot: sum_i gate_i * KD_i / B."""
     return gated_mean(kd_per_sample(logits_s, logits_t, T), gate)
+
+
+LogitLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""(logits_s, logits_t, labels) -> the per-sample loss at the logit spot, [B]."""
+
+
+def logit_loss(distiller: Distiller, T: float) -> LogitLoss:
+    """The logit-spot loss of a run with `distiller`: its own (`owns_logit_loss`, DKD), else
+    KD at temperature T (which ignores the labels)."""
+    if distiller.owns_logit_loss:
+        return distiller.logit_per_sample
+
+    def kd_logits(logits_s: torch.Tensor, logits_t: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        return kd_per_sample(logits_s, logits_t, T)
+
+    return kd_logits
 
 
 @register_distiller("kd")

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from sakd.report.records import StudentRun
 
-# The paper's row order (Tables III-V); names it does not know follow, sorted.
-DISTILLER_ORDER = ("kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "ft", "nst", "crd")
+# The paper's row order (Tables III-V), then DKD (beyond the paper); names it does not know
+# follow, sorted.
+DISTILLER_ORDER = ("kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "ft", "nst", "crd", "dkd")
 # Table VII's column order.
 STRATEGY_ORDER = ("adaptive", "always", "anti", "random", "never")
 

@@ -4,7 +4,7 @@ One call trains on one batch; `forward_student`, `forward_routing`, `train_batch
     lines 3-5    teacher forward (frozen: eval mode, no grad) and student forward (train mode)
     lines 18-23  policy on the detached pooled embeddings -> straight-through Gumbel decisions
                  w [B, S+1] (1 = route through the teacher = distill); d = w.detach()
-    Eq. 7        student loss = CE + beta1 * gated KD + beta2 * sum of gated distiller losses,
+    Eq. 7        student loss = CE + beta1 * gated KD|DKD + beta2 * sum of gated distiller losses,
                  gated per sample and per spot by the strategy's mask (adaptive: d)
     lines 30-43  routing pass: teacher and student interleaved by w (sakd.spots.routing)
     line 46      routing loss (sakd.spots.routing_loss) -> policy + adapters only
@@ -13,11 +13,10 @@ One call trains on one batch; `forward_student`, `forward_routing`, `train_batch
 Strategies (sakd.spots.strategies) only change the mask: `always` distils everywhere, `never`
 nowhere, `random` by coin flips, `anti` where the policy says not to; only policy strategies run
 the routing pass. No host sync, no boolean indexing, random draws first (`draw_random`): the
-step can be captured whole (sakd.train.capture); it returns detached device tensors that the
-loop sums and syncs once per epoch. The step owns its per-run state: tau (a sakd.spots.tau
-clock), the distiller's pre-phase (FT) at a fresh start, its metric names. Eval-mode passes run
-on BatchNorm-folded views. bf16 (`autocast`, a speed option; fp32 is the paper's) is one
-autocast context per forward half. A trainable teacher's coupling: sakd.train.teacher_loss.
+step can be captured whole (sakd.train.capture) and returns detached device tensors (the loop
+syncs once per epoch). It owns its per-run state: tau (a sakd.spots.tau clock), the distiller's
+pre-phase (FT) and epoch state (DKD's warm-up), its metric names. Eval passes use BN-folded
+views; bf16 (`autocast`) is one context per forward half; trained teacher: train.teacher_loss.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from torch import nn
 
 from sakd.config import DistillConfig
 from sakd.distillers.base import Distiller
-from sakd.distillers.functional import kd_per_sample
+from sakd.distillers.kd import logit_loss
 from sakd.models.base import SpotNet, spot_name
 from sakd.models.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import gumbel_noise, route_decisions
@@ -93,10 +92,11 @@ class DistillStep:
         self.clock, self.generator, self.autocast = tau, generator, autocast
         self.tau = tau.start_epoch(0)
         self.spots, self.num_decisions = list(distiller.spots), len(distiller.spots) + 1
+        self.logit_loss = logit_loss(distiller, cfg.kd_T)  # per sample: KD, or DKD's own
         self.teacher_trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
         self.routing_loss_fn = get_routing_loss(cfg.routing_loss, self.teacher_trainable)
-        self.gamma, self.teacher_loss = cfg.gamma_for(distiller.name), create_teacher_loss(
-            cfg.teacher_loss)
+        self.gamma = cfg.gamma_for(distiller.name)
+        self.teacher_loss = create_teacher_loss(cfg.teacher_loss)
         self.ce_weight = self.teacher_loss.ce_weight(self.gamma) if self.teacher_trainable else 1.0
         n = student.num_features
         self.spot_names = [spot_name(k, n) for k in self.spots] + [spot_name(n, n)]
@@ -127,10 +127,10 @@ class DistillStep:
         self.tau = float(tau)
 
     def start_epoch(self, epoch: int, train_batches: Iterable | None = None) -> dict[str, float]:
-        """Set tau for `epoch`. Epoch 0 only happens on a fresh start: the distiller's own
-        phase (FT's paraphraser pretraining) runs there; a resumed run restores its result."""
+        """Set tau and the distiller's epoch state (DKD); epoch 0 (fresh) runs its pre-phase."""
         if epoch == 0 and train_batches is not None:
             self.distiller.prepare(self.teacher, train_batches)
+        self.distiller.start_epoch(epoch)
         self.tau = self.clock.start_epoch(epoch)
         return {"tau": self.tau}
 
@@ -217,11 +217,11 @@ class DistillStep:
                     decisions, (x.shape[0], self.num_decisions), x.device, self.generator
                 )
 
-            # Eq. 7: CE + beta1 * gated KD (logit spot, last column) + beta2 * gated spots
+            # Eq. 7: CE + beta1 * gated KD|DKD (logit spot, last column) + beta2 * gated spots
             ce = F.cross_entropy(logits_s, y)
             if self.strategy.needs_teacher:
                 with self.teacher_loss.scope(self.teacher_trainable):
-                    kd = (kd_per_sample(logits_s, logits_t, self.cfg.kd_T) * mask[:, -1]).mean()
+                    kd = (self.logit_loss(logits_s, logits_t, y) * mask[:, -1]).mean()
                     spot_losses = self.distiller(feats_s, feats_t, mask=mask[:, :-1], index=index)
             else:
                 kd = logits_s.new_zeros((), dtype=torch.float32)
@@ -270,8 +270,8 @@ class DistillStep:
         optimizer.step()
 
     def stats(self, sp: StudentPass, routing_loss: torch.Tensor | None, y: torch.Tensor) -> Stats:
-        """Detached per-batch tensors: loss (student total), ce, kd (before beta1), distill (sum
-        of spot losses, before beta2), routing (0 without a policy), p_distill [S+1] (fraction
+        """Detached per-batch tensors: loss (student total), ce, kd (logit loss, before beta1),
+        distill (spot sum, before beta2), routing (0 without a policy), p_distill [S+1] (fraction
         distilled per spot), distill_spots [S], correct, teacher_ce (trainable teacher only)."""
         stats = {
             "loss": sp.loss.detach(),
