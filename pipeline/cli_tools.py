@@ -40,8 +40,9 @@ def tune(
 ) -> None:
     """Sensitivity study over beta3 and the tau schedule (Fig. 4); re-running continues it."""
     from pipeline.tune import run_tune
+    from sakd.config import Params
 
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, Params)
     m = run_tune(p, root_dir, n_trials=n_trials, workers=workers, storage=storage,
                  progress=not quiet)
     best = ("no complete trial" if m["best_value"] is None else

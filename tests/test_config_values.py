@@ -23,7 +23,7 @@ from sakd.config import (
     params_json_schema,
     replace,
 )
-from sakd.config.base import _storage
+from sakd.schema.base import _storage
 
 
 def _set(params: dict, path: tuple, value) -> dict:

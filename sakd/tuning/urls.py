@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sakd.config.base import storage_problem
+from sakd.schema.base import storage_problem
 from sakd.tuning.errors import TuningError
 
 ENV_VAR = "SAKD_OPTUNA_STORAGE"

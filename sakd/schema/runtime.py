@@ -7,8 +7,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
 
-from sakd.config.base import ConfigModel, Device
-from sakd.config.errors import ConfigError
+from sakd.schema.base import ConfigModel, Device
+from sakd.schema.errors import ConfigError
 
 
 class RuntimeConfig(ConfigModel):
