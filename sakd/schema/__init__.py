@@ -9,7 +9,7 @@ deps, tests/test_dvc_deps.py).
 from sakd.schema.base import ConfigModel, replace, validate
 from sakd.schema.errors import ConfigError
 from sakd.schema.hashing import config_hash, flatten
-from sakd.schema.runtime import RuntimeConfig, TrackingConfig
+from sakd.schema.runtime import TIMING_KEYS, TIMING_RUNTIME, RuntimeConfig, TrackingConfig
 from sakd.schema.sections import DataConfig, Pair, PretrainConfig, Schedule
 from sakd.schema.stages import (
     REQUIRED_SECTIONS,
@@ -22,8 +22,8 @@ from sakd.schema.stages import (
 )
 
 __all__ = [
-    "REQUIRED_SECTIONS", "SECTIONS", "ConfigError", "ConfigModel", "DataConfig", "DataParams",
-    "Pair", "PretrainConfig", "PretrainParams", "PretrainRuns", "RuntimeConfig", "Schedule",
-    "StageParams", "TrackingConfig", "config_hash", "flatten", "load_sections", "replace",
-    "validate",
+    "REQUIRED_SECTIONS", "SECTIONS", "TIMING_KEYS", "TIMING_RUNTIME", "ConfigError",
+    "ConfigModel", "DataConfig", "DataParams", "Pair", "PretrainConfig", "PretrainParams",
+    "PretrainRuns", "RuntimeConfig", "Schedule", "StageParams", "TrackingConfig", "config_hash",
+    "flatten", "load_sections", "replace", "validate",
 ]
