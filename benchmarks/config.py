@@ -1,23 +1,36 @@
 """What `sakd bench` times (BenchConfig) and the figures it returns (BenchResult: the
-JSON document of `sakd bench --json`)."""
+JSON document of `sakd bench --json`).
+
+Where tensors run is params.yaml's runtime section, the same schema (sakd.schema.RuntimeConfig:
+its keys, types, checks and help), so a benchmarked setting is one a run can use.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from typing import Any
 
 import torch
 
+from sakd.schema import TIMING_KEYS, TIMING_RUNTIME, RuntimeConfig, validate
 from sakd.spots import list_strategies
 
 DEFAULT_STRATEGIES = ("never", "always", "adaptive")
 CIFAR_TRAIN_IMAGES = 50_000
 
+_BenchRuntime = make_dataclass(  # the runtime part: TIMING_KEYS, at TIMING_RUNTIME's values
+    "_BenchRuntime",
+    [(key, type(getattr(TIMING_RUNTIME, key)), field(default=getattr(TIMING_RUNTIME, key)))
+     for key in TIMING_KEYS],
+    frozen=True,
+)
+
 
 @dataclass(frozen=True)
-class BenchConfig:
-    """What to time. `epoch_images`: None = 50,000 on CUDA (a CIFAR-100 epoch), else 10
-    batches; 0 skips the epoch measurement."""
+class BenchConfig(_BenchRuntime):  # type: ignore[misc,valid-type]
+    """What to time, and where (sakd.schema.TIMING_KEYS: the runtime section's keys, with
+    TIMING_RUNTIME's defaults). `epoch_images`: None = 50,000 on CUDA (a CIFAR-100 epoch),
+    else 10 batches; 0 skips the epoch measurement."""
 
     teacher: str = "resnet56"
     student: str = "resnet20"
@@ -27,23 +40,16 @@ class BenchConfig:
     num_classes: int = 100
     steps: int = 20
     warmup: int = 3
-    device: str = "auto"  # auto = CUDA when present
-    threads: int = 0  # torch CPU threads; 0 = leave torch's setting
-    channels_last: bool = True  # faster on CPU and GPU (docs/bench.md)
-    autocast: bool = True  # bf16, CUDA only
-    compile: bool = False
     fold_batchnorm: bool = True  # eval-mode passes on BN-folded views (DistillStep)
-    capture: bool = False  # the whole step compiled (CUDA graphs on CUDA): sakd.train.capture
-    fused_optimizer: bool = False  # fused SGD on CUDA, foreach SGD on CPU
     concurrent: int = 1  # processes running this benchmark at once on the device
     epoch_images: int | None = None
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     seed: int = 0
 
     def __post_init__(self) -> None:
+        validate(RuntimeConfig, self.runtime())  # the runtime section's own checks
         for key, low in (("batch_size", 2), ("input_size", 4), ("num_classes", 2),
-                         ("steps", 1), ("warmup", 0), ("threads", 0), ("seed", 0),
-                         ("concurrent", 1)):
+                         ("steps", 1), ("warmup", 0), ("seed", 0), ("concurrent", 1)):
             if getattr(self, key) < low:
                 raise ValueError(f"bench {key} must be >= {low}, got {getattr(self, key)}")
         if self.epoch_images is not None and self.epoch_images < 0:
@@ -54,10 +60,12 @@ class BenchConfig:
         if unknown:
             raise ValueError(f"unknown strategy {unknown[0]!r}; valid: "
                              f"{', '.join(list_strategies())}")
-        if self.capture and self.compile:
-            raise ValueError("bench --capture compiles the whole step; drop --compile with it")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"bench strategies repeat a name: {list(self.strategies)}")
+
+    def runtime(self) -> dict[str, Any]:
+        """The runtime section this benchmark runs with (its TIMING_KEYS)."""
+        return {key: getattr(self, key) for key in TIMING_KEYS}
 
     def images_per_epoch(self, device: torch.device) -> int:
         if self.epoch_images is not None:

@@ -45,7 +45,9 @@ def check(
 
         typer.echo(json.dumps(params_json_schema(), indent=2))
         return
-    p, _ = load_context(params, root)
+    from sakd.config import Params
+
+    p, _ = load_context(params, root, Params)
     d = p.runs
     runs = len(d.pairs) * len(d.distillers) * len(d.strategies) * len(d.seeds)
     typer.echo(
@@ -64,9 +66,10 @@ def fetch(
 ) -> None:
     """Download (or accept a placed file), verify and prepare a dataset under data/."""
     from pipeline.fetch import run_fetch
+    from sakd.schema import DataParams
 
     check_names(dataset=dataset)
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, DataParams)
     path = run_fetch(p, root_dir, dataset)
     typer.echo(f"ready: {path}")
 
@@ -84,9 +87,10 @@ def pretrain(
     finished one is reported, not retrained (unless --force)."""
     from pipeline.launch import relaunch_if_asked
     from pipeline.pretrain import run_pretrain
+    from sakd.schema import PretrainParams
 
     check_names(arch=arch)
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, PretrainParams)
     relaunch_if_asked(p)
     m = run_pretrain(p, arch, root_dir, progress=not quiet, force=force)
     if m:  # empty on ranks > 0 of a torchrun launch: rank 0 reports
@@ -114,9 +118,10 @@ def distill(
     (unless --force)."""
     from pipeline.distill import run_distill_cell
     from pipeline.launch import relaunch_if_asked
+    from sakd.config import Params
 
     check_names(teacher=teacher, student=student, distiller=distiller, strategy=strategy)
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, Params)
     relaunch_if_asked(p)
 
     def say(k: int, m: dict) -> None:
@@ -134,8 +139,9 @@ def distill(
 def evaluate(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
     """Top-1/top-5 on the test split for every pretrained model and distilled student."""
     from pipeline.evaluate import run_evaluate
+    from sakd.config import Params
 
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, Params)
     out = run_evaluate(p, root_dir)
     typer.echo(f"wrote {out}")
 
@@ -145,8 +151,9 @@ def evaluate(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> N
 def report(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
     """Write reports/results.md (paper-style tables) and the per-spot routing figures."""
     from pipeline.report import run_report
+    from sakd.schema import DataParams
 
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, DataParams)
     dataset = p.data.dataset
     out = root_dir / "reports" / "results.md"
     run_report(root_dir, dataset, out, root_dir / "plots" / "report" / dataset)

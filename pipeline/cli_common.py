@@ -14,9 +14,10 @@ from pipeline.errors import user_error_types
 from pipeline.paths import find_root
 
 if TYPE_CHECKING:
-    from sakd.config import Params
+    from sakd.schema import ConfigModel
 
 F = TypeVar("F", bound=Callable)
+P = TypeVar("P", bound="ConfigModel")
 
 ParamsOpt = Annotated[
     Path, typer.Option("--params", "-p", help="params file (default: params.yaml at the root)")
@@ -44,10 +45,13 @@ def user_errors_exit_2(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_context(params_path: Path, root: Path | None) -> tuple[Params, Path]:
-    """(validated params, project root); --params is relative to the root."""
+def load_context(params_path: Path, root: Path | None, sections: type[P]) -> tuple[P, Path]:
+    """(the params sections a command reads, validated; project root); --params is relative
+    to the root. `sections`: sakd.config.Params (the whole file) or a stage's view of it
+    (sakd.schema.PretrainParams): a stage validates, and so imports the code behind, only what
+    it reads."""
     from pipeline.settings import read_params
 
     root = (root or find_root()).resolve()
     path = params_path if params_path.is_absolute() else root / params_path
-    return read_params(path), root
+    return read_params(path, sections), root

@@ -15,8 +15,9 @@ def register(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> N
     """Register each pair's best student (by val top-1) in MLflow with alias `champion`."""
     from pipeline.register import run_register
     from pipeline.settings import tracking_uri
+    from sakd.config import Params
 
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, Params)
     out = run_register(p, root_dir, tracking_uri(p.tracking.uri, root_dir))
     typer.echo(f"wrote {out}")
 
@@ -25,8 +26,9 @@ def register(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> N
 def compression(params: ParamsOpt = Path("params.yaml"), root: RootOpt = None) -> None:
     """Params, MACs, weights size, ONNX Runtime latency and test top-1 of every network."""
     from pipeline.compression import run_compression
+    from sakd.config import Params
 
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, Params)
     typer.echo(f"wrote {run_compression(p, root_dir)}")
 
 
@@ -46,11 +48,12 @@ def export(
     from pipeline.export import run_export
     from pipeline.paths import find_root
     from pipeline.settings import tracking_uri
+    from sakd.config import Params
 
     root_dir = (root or find_root()).resolve()
     configured = None
     if (params if params.is_absolute() else root_dir / params).is_file():  # as load_context
-        configured = load_context(params, root_dir)[0].tracking.uri
+        configured = load_context(params, root_dir, Params)[0].tracking.uri
     done = run_export(source, fmt, output, tracking_uri(configured, root_dir), atol)
     inputs = ("float32 NCHW images scaled to [0, 1] (the training normalisation is inside)"
               if done.normalised_inside else "float32 NCHW images normalised as in training "

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +15,7 @@ import typer
 from pipeline.cli_common import ParamsOpt, QuietOpt, RootOpt, load_context, user_errors_exit_2
 from pipeline.errors import UserError
 from pipeline.paths import find_root
+from sakd.schema import TIMING_KEYS, TIMING_RUNTIME, RuntimeConfig
 
 
 def _switch(name: str, help: str) -> Any:
@@ -40,8 +45,9 @@ def tune(
 ) -> None:
     """Sensitivity study over beta3 and the tau schedule (Fig. 4); re-running continues it."""
     from pipeline.tune import run_tune
+    from sakd.config import Params
 
-    p, root_dir = load_context(params, root)
+    p, root_dir = load_context(params, root, Params)
     m = run_tune(p, root_dir, n_trials=n_trials, workers=workers, storage=storage,
                  progress=not quiet)
     best = ("no complete trial" if m["best_value"] is None else
@@ -52,7 +58,33 @@ def tune(
                f"pruned, {m['n_failed']} failed; wrote reports/sensitivity.md")
 
 
+def _runtime_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with the runtime section's timing keys as options (sakd.schema.TIMING_KEYS:
+    the schema's types and help, TIMING_RUNTIME's defaults); it receives them as `runtime`."""
+    extra = []
+    for key in TIMING_KEYS:
+        default, name = getattr(TIMING_RUNTIME, key), key.replace("_", "-")
+        help = RuntimeConfig.model_fields[key].description
+        option = (_switch(name, help) if isinstance(default, bool) else
+                  typer.Option(f"--{name}", help=help))
+        extra.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                       annotation=Annotated[type(default), option]))
+
+    @functools.wraps(command)
+    def with_runtime(*args: Any, **kwargs: Any) -> None:
+        command(*args, runtime={key: kwargs.pop(key) for key in TIMING_KEYS}, **kwargs)
+
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [p.replace(annotation=hints[p.name])
+           for p in inspect.signature(command).parameters.values() if p.name != "runtime"]
+    params = own + extra
+    with_runtime.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    with_runtime.__annotations__ = {p.name: p.annotation for p in params}
+    return with_runtime
+
+
 @user_errors_exit_2
+@_runtime_options
 def bench(
     teacher: Annotated[str, typer.Option("--teacher", help="teacher architecture")] = "resnet56",
     student: Annotated[str, typer.Option("--student", help="student architecture")] = "resnet20",
@@ -62,18 +94,7 @@ def bench(
     num_classes: Annotated[int, typer.Option("--num-classes")] = 100,
     steps: Annotated[int, typer.Option("--steps", help="timed steps per strategy")] = 20,
     warmup: Annotated[int, typer.Option("--warmup", help="untimed steps first")] = 3,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N]")] = "auto",
-    threads: Annotated[
-        int, typer.Option("--threads", help="torch CPU threads (0: torch's default)")
-    ] = 0,
-    channels_last: Annotated[bool, _switch("channels-last", "NHWC layout")] = True,
-    autocast: Annotated[bool, _switch("autocast", "bf16 autocast (CUDA only)")] = True,
-    compile_: Annotated[bool, _switch("compile", "torch.compile each network stage")] = False,
     fold_bn: Annotated[bool, _switch("fold-bn", "BN folded into convs in eval passes")] = True,
-    capture: Annotated[
-        bool, _switch("capture", "compile the whole step (CUDA graphs on CUDA)")] = False,
-    fused_optimizer: Annotated[
-        bool, _switch("fused-optimizer", "fused SGD on CUDA, foreach SGD on CPU")] = False,
     concurrent: Annotated[
         int, typer.Option("--concurrent", help="run k copies at once on the device; report "
                           "aggregate images/s")
@@ -90,6 +111,8 @@ def bench(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="also write the figures as JSON here")
     ] = None,
+    *,
+    runtime: dict[str, Any],
 ) -> None:
     """Time the distillation step per strategy (interleaved; median) and one epoch each."""
     from pipeline.bench import make_config, run_bench_command
@@ -97,9 +120,7 @@ def bench(
     cfg = make_config(
         teacher=teacher, student=student, distiller=distiller, batch_size=batch_size,
         input_size=input_size, num_classes=num_classes, steps=steps, warmup=warmup,
-        device=device, threads=threads, channels_last=channels_last, autocast=autocast,
-        compile=compile_, fold_batchnorm=fold_bn, capture=capture,
-        fused_optimizer=fused_optimizer, concurrent=concurrent, epoch_images=epoch_images,
+        fold_batchnorm=fold_bn, concurrent=concurrent, epoch_images=epoch_images, **runtime,
         strategies=tuple(s.strip() for s in strategies.split(",") if s.strip()), seed=seed,
     )
     run_bench_command(cfg, json_path, log=typer.echo)

@@ -10,8 +10,8 @@ class UserError(Exception):
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Library exceptions that mean "bad input", not "bug"."""
     from sakd.atomic import WriteError
-    from sakd.config import ConfigError
     from sakd.registry import UnknownNameError
+    from sakd.schema import ConfigError
     from sakd.tracking_errors import TrackingStoreError
     from sakd.train.checkpoint import CheckpointError
     from sakd.train.errors import TrainingDiverged

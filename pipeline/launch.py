@@ -16,7 +16,7 @@ import torch
 
 from pipeline.settings import resolve_device
 from pipeline.slots import worker_device
-from sakd.config import Params, RuntimeConfig
+from sakd.schema import RuntimeConfig, StageParams
 from sakd.train import distributed
 
 
@@ -26,7 +26,7 @@ def torchrun_argv(nproc: int, args: list[str]) -> list[str]:
             f"--nproc_per_node={nproc}", "-m", "pipeline.cli", *args]
 
 
-def relaunch_if_asked(params: Params) -> None:
+def relaunch_if_asked(params: StageParams) -> None:
     """Replace this process by torchrun when runtime.nproc > 1 and we are not under it yet."""
     nproc = params.runtime.nproc
     if nproc > 1 and not distributed.launched():

@@ -13,7 +13,7 @@ from sakd.models.normalise import normalisation_record
 from sakd.tracking import MODEL_NAME, DatasetRecord, Tracker
 
 if TYPE_CHECKING:
-    from sakd.build import Run
+    from sakd.build_common import Run
 
 WHOLE_FILE_LIMIT = 256 * 2**20  # larger files are digested by size + first and last MiB
 _EDGE = 2**20

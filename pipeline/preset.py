@@ -19,6 +19,7 @@ import yaml
 from pipeline.errors import UserError, user_error_types
 from sakd.atomic import atomic_write_text
 from sakd.config import ConfigError, Params, RunsConfig, load_params
+from sakd.schema import SECTIONS
 from sakd.yaml_sections import append_sections, readable_mapping
 
 PRESETS_DIR = "configs"
@@ -176,8 +177,7 @@ def _mapping(text: str, path: Path) -> dict[str, Any]:
 
 def _missing_sections(preset: dict[str, Any], old: dict[str, Any]) -> tuple[str, ...]:
     """The params sections the old file has and the preset lacks (kept on switching)."""
-    schema = list(Params.model_fields)
-    return tuple(k for k in schema if k in old and k not in preset)
+    return tuple(k for k in SECTIONS if k in old and k not in preset)
 
 
 def _valid_params(data: dict[str, Any]) -> Params | None:

@@ -20,16 +20,16 @@ from pipeline.outputs import (
 )
 from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, open_store_early
-from sakd.build import build_supervised_run
-from sakd.config import Params, config_hash, flatten
+from sakd.build_pretrain import build_supervised_run
 from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
+from sakd.schema import PretrainParams, config_hash, flatten
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
 
 
 def run_pretrain(
-    params: Params, arch: str, root: Path, tracker: Tracker | None = None, progress: bool = True,
-    force: bool = False,
+    params: PretrainParams, arch: str, root: Path, tracker: Tracker | None = None,
+    progress: bool = True, force: bool = False,
 ) -> dict:
     """Train `arch` alone on the configured dataset; returns the metrics written (rank 0 of a
     torchrun launch writes them; the other ranks return {}). A finished cell is reported and

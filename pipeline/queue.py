@@ -133,8 +133,9 @@ def open_stores(root: Path) -> None:
     """The MLflow store every worker writes to, created here before the workers start (two
     workers creating a new database at once break MLflow's migration)."""
     from pipeline.settings import make_tracker, read_params
+    from sakd.config import Params
 
-    make_tracker(read_params(root / "params.yaml"), root).open_store()
+    make_tracker(read_params(root / "params.yaml", Params), root).open_store()
 
 
 def _check_queue(root: Path, tag: str) -> None:

@@ -7,14 +7,22 @@ import random
 import subprocess
 from collections.abc import Hashable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import yaml
 
 from pipeline.errors import UserError
 from pipeline.paths import dvc_experiment_tags, store_root
-from sakd.config import REQUIRED_SECTIONS, ConfigError, Params, RuntimeConfig, load_params
-from sakd.config.errors import join_key
+from sakd.schema import (
+    REQUIRED_SECTIONS,
+    ConfigError,
+    ConfigModel,
+    RuntimeConfig,
+    StageParams,
+    load_sections,
+)
+from sakd.schema.errors import join_key
 from sakd.tracking import MLflowTracker, Tracker, resolve_tracking_uri
 
 
@@ -53,8 +61,12 @@ def _mapping_paths(node: yaml.Node | None, path: str) -> dict[int, str]:
     return paths
 
 
-def read_params(path: Path) -> Params:
-    """Load and validate a params file; every problem names its key (ConfigError).
+P = TypeVar("P", bound=ConfigModel)
+
+
+def read_params(path: Path, sections: type[P]) -> P:
+    """Load a params file and validate the `sections` a stage reads (sakd.config.Params: the
+    whole file); every problem names its key (ConfigError).
 
     The file must hold a mapping with the sections data, runs, pretrain and distill; duplicate
     keys and an empty file are refused."""
@@ -71,7 +83,7 @@ def read_params(path: Path) -> Params:
     if not isinstance(data, dict):
         raise UserError(f"{path} must be a mapping of sections ({', '.join(REQUIRED_SECTIONS)}, "
                         f"...), got a {type(data).__name__}")
-    return load_params(data, required=REQUIRED_SECTIONS)
+    return load_sections(sections, data, required=REQUIRED_SECTIONS)
 
 
 def resolve_device(runtime: RuntimeConfig) -> torch.device:
@@ -103,7 +115,7 @@ def tracking_uri(configured: str | None, root: Path) -> str:
     return resolve_tracking_uri(configured, store_root(root))
 
 
-def make_tracker(params: Params, root: Path) -> Tracker:
+def make_tracker(params: StageParams, root: Path) -> Tracker:
     """MLflow in the original repository (also from a DVC temp workspace), every run tagged
     with the DVC experiment it belongs to."""
     return MLflowTracker(tracking_uri(params.tracking.uri, root),

@@ -1,24 +1,24 @@
-"""One builder: a validated config -> a ready run (networks, distiller, strategy, policy,
-adapters, optimisers, schedulers, loaders).
+"""The distillation builder: a validated config -> a ready run (networks, distiller, strategy,
+policy, adapters, optimisers, schedulers, loaders).
 
-The distill and pretrain stages, the sensitivity trials, `sakd bench` and the tests all build
-their runs here, so a run is assembled the same way wherever it comes from. Nothing here knows
-of params.yaml paths or MLflow: the caller hands in the data folder, the device and (for
-distillation) the teacher network it loaded.
+The distill stage, the sensitivity trials, `sakd bench` and the tests all build their
+distillation runs here, so a run is assembled the same way wherever it comes from; pretraining
+is sakd.build_pretrain (no distiller or spot code), their shared parts sakd.build_common.
+Nothing here knows of params.yaml paths or MLflow: the caller hands in the data folder, the
+device and the teacher network it loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from sakd.build_common import Run, Schedulers, multistep, place, sgd, split_loaders
 from sakd.config import DistillConfig, Params
-from sakd.data import DatasetInfo, SplitLoaders, build_split_loaders
 from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.models import create_model
 from sakd.models.base import SpotNet
@@ -29,13 +29,16 @@ from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
 from sakd.train import distributed
 from sakd.train.capture import CapturedStep
-from sakd.train.distill_step import DistillStep, _unique_parameters
-from sakd.train.evaluate import evaluate
-from sakd.train.runtime import autocast_enabled, optimizer_kwargs, place_model, seed_everything
-from sakd.train.supervised import SupervisedStep
+from sakd.train.distill_step import DistillStep
+from sakd.train.runtime import (
+    autocast_enabled,
+    optimizer_kwargs,
+    seed_everything,
+    unique_parameters,
+)
 from sakd.train.teacher_loss import TEACHER_TRAINABLE
 
-Schedulers = dict[str, torch.optim.lr_scheduler.LRScheduler]
+__all__ = ["Run", "Schedulers", "build_distill_run", "build_distill_step", "lr_schedulers"]
 
 
 # ---------------------------------------------------------------------------- the SAKD step
@@ -90,9 +93,9 @@ def build_distill_step(
     lr = cfg.lr if lr is None else lr
     trained = _student_trained(student, distiller, teacher if trainable else None)
     impl = optimizer_kwargs(fused_optimizer, example_x.device)
-    optimizers = {"student": _sgd(trained, lr, cfg.momentum, cfg.weight_decay, **impl)}
+    optimizers = {"student": sgd(trained, lr, cfg.momentum, cfg.weight_decay, **impl)}
     if strategy.uses_policy:
-        optimizers["router"] = _sgd(_unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
+        optimizers["router"] = sgd(unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
                                     cfg.momentum, cfg.router_weight_decay, **impl)
     return DistillStep(
         student, teacher, distiller, strategy, cfg, optimizers,
@@ -109,8 +112,7 @@ def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequ
     router's follows `router_lr_schedule` (sakd.spots.router_lr: the student's decay, or the
     authors' Table VIII schedule)."""
     return {name: router_lr_scheduler(router_lr_schedule, opt, milestones, decay)
-            if name == "router" else
-            torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=decay)
+            if name == "router" else multistep(opt, milestones, decay)
             for name, opt in optimizers.items()}
 
 
@@ -122,11 +124,6 @@ def _student_trained(student: SpotNet, distiller: Distiller,
     params = [*student.parameters(), *distiller.student_parameters(),
               *(teacher.parameters() if teacher is not None else ())]
     return [p for p in {id(p): p for p in params}.values() if p.requires_grad]
-
-
-def _sgd(params: list[nn.Parameter], lr: float, momentum: float,
-         weight_decay: float, **impl: bool) -> torch.optim.SGD:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **impl)
 
 
 def _tau_clock(cfg: DistillConfig, tau: float | None, steps_per_epoch: int) -> TauClock:
@@ -160,58 +157,6 @@ def _example_features(nets: Sequence[SpotNet], example_x: torch.Tensor) -> list[
 
 
 # ---------------------------------------------------------------------------- whole runs
-@dataclass
-class Run:
-    """A ready run: what the epoch loop needs, plus the data and nets around it."""
-
-    step: Any  # DistillStep or SupervisedStep
-    model: nn.Module  # the network being trained (the student)
-    optimizers: dict[str, torch.optim.Optimizer]
-    schedulers: Schedulers
-    train_loader: Any
-    val_loader: Any  # held out of the training data: every per-epoch number and selection
-    test_loader: Any  # the official test split: read once, after the last epoch
-    info: DatasetInfo
-    autocast: bool
-
-    def evaluate(self) -> dict[str, float]:
-        """Top-1/top-5 of the trained network on the validation split (per epoch)."""
-        return evaluate(self.model, self.val_loader, autocast=self.autocast)
-
-    def test(self) -> dict[str, float]:
-        """Top-1/top-5 on the test split: the reported number, never used to choose anything."""
-        return evaluate(self.model, self.test_loader, autocast=self.autocast)
-
-
-def _loaders(params: Params, data_root: Path, device: torch.device, batch_size: int,
-             seed: int) -> SplitLoaders:
-    data = params.data
-    return build_split_loaders(  # a captured step takes full batches only (static shapes)
-        data.dataset, data_root, batch_size=batch_size, device=device, seed=seed,
-        val_fraction=data.val_fraction, val_seed=data.split_seed,
-        num_workers=data.workers, channels_last=params.runtime.channels_last,
-        drop_last=params.runtime.capture,
-        rank=distributed.rank(), world_size=distributed.world_size(),
-        **params.data.dataset_options(),
-    )
-
-
-def _place(params: Params, model: nn.Module, device: torch.device) -> nn.Module:
-    rt = params.runtime
-    model = distributed.sync_batchnorm(model, device)  # CUDA data-parallel runs only
-    return place_model(model, device, channels_last=rt.channels_last, compile=rt.compile)
-
-
-def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
-    """DistributedDataParallel around `model` in a torchrun launch (itself otherwise): rank 0's
-    weights are broadcast, gradients averaged during backward."""
-    if not distributed.active():
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-
-
 def _data_parallel_step(step: DistillStep, seed: int) -> None:
     """Data-parallel distillation: every trained part starts from rank 0's values, each
     optimiser averages its gradients across ranks before stepping, and ranks > 0 reseed so
@@ -222,33 +167,11 @@ def _data_parallel_step(step: DistillStep, seed: int) -> None:
         distributed.broadcast_module(module)
     for optimizer in step.optimizers.values():
         distributed.average_gradients_before_step(optimizer)
-    prepare = step.distiller.prepare  # a pre-phase (FT's paraphraser) trains on each rank's
-    # share: rank 0's result is then given to all, so every rank distills against one
-
-    def prepare_then_share(teacher: nn.Module, batches: Any) -> None:
-        prepare(teacher, batches)
-        distributed.broadcast_module(step.distiller)
-
-    step.distiller.prepare = prepare_then_share
+    # a pre-phase (FT's paraphraser) trains on each rank's share: rank 0's result is then
+    # given to all, so every rank distills against one
+    step.after_prepare.append(distributed.broadcast_module)
     if distributed.rank():
         torch.manual_seed(seed + 1_000_003 * distributed.rank())
-
-
-def build_supervised_run(params: Params, data_root: Path, device: torch.device,
-                         arch: str) -> Run:
-    """Supervised training of `arch` alone (teachers and the paper's S row)."""
-    cfg = params.pretrain
-    seed_everything(cfg.seed, params.runtime.deterministic)
-    loaders = _loaders(params, data_root, device, cfg.batch_size, cfg.seed)
-    info = loaders.info
-    model = _place(params, create_model(arch, info.num_classes), device)
-    autocast = autocast_enabled(params.runtime.autocast, device)
-    opt = _sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
-               **optimizer_kwargs(params.runtime.fused_optimizer, device))
-    optimizers = {"model": opt}
-    step = SupervisedStep(_data_parallel(model, device), opt, autocast=autocast)
-    return Run(step, model, optimizers, lr_schedulers(optimizers, cfg.milestones, cfg.lr_decay),
-               loaders.train, loaders.val, loaders.test, info, autocast)
 
 
 def build_distill_run(
@@ -262,12 +185,12 @@ def build_distill_run(
     dataset's class count that returns one; it is placed on the device here."""
     cfg = cfg or params.distill
     seed_everything(seed, params.runtime.deterministic)
-    loaders = _loaders(params, data_root, device, cfg.batch_size, seed)
+    loaders = split_loaders(params, data_root, device, cfg.batch_size, seed)
     train_loader, info = loaders.train, loaders.info
     if not isinstance(teacher, nn.Module):
         teacher = teacher(info.num_classes)
-    teacher = _place(params, teacher, device)
-    student = _place(params, create_model(student_arch, info.num_classes), device)
+    teacher = place(params, teacher, device)
+    student = place(params, create_model(student_arch, info.num_classes), device)
     example_x = next(iter(loaders.val))[0][:2]
     feats_s, feats_t = _example_features((student, teacher), example_x)
     distiller = create_distiller(distiller_name, feats_s, feats_t,

@@ -41,8 +41,9 @@ class Registry(Generic[T]):
     def create(self, name: str, *args, **kwargs) -> T:
         return self.get(name)(*args, **kwargs)
 
-    def names(self) -> list[str]:
-        return sorted(self._factories)
+    def names(self, sort: bool = True) -> list[str]:
+        """The registered names, sorted (or in the order they were registered)."""
+        return sorted(self._factories) if sort else list(self._factories)
 
     def __contains__(self, name: object) -> bool:
         return name in self._factories

@@ -21,7 +21,7 @@ def flat_params(module: torch.nn.Module) -> torch.Tensor:
 
 def supervised_steps(params, root: Path) -> dict:
     """STEPS pretraining steps on this rank's shares (DDP)."""
-    from sakd.build import build_supervised_run
+    from sakd.build_pretrain import build_supervised_run
 
     run = build_supervised_run(params, root / "data", torch.device("cpu"), "resnet8")
     losses = []
@@ -65,9 +65,10 @@ def main(rank: int, world: int, port: int, root: str, out: str) -> None:
     from pipeline.distill import run_distill
     from pipeline.pretrain import run_pretrain
     from pipeline.settings import read_params
+    from sakd.config import Params
 
     root_dir = Path(root)
-    params = read_params(root_dir / "params.yaml")
+    params = read_params(root_dir / "params.yaml", Params)
     results = {
         "pretrain_metrics": run_pretrain(params, "resnet8", root_dir, progress=False),
         "distill_metrics": run_distill(params, root_dir, "resnet8", "resnet8", "at",

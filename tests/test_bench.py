@@ -127,3 +127,22 @@ def test_cli_reports_bad_input_in_one_line(over, message):
     result = CliRunner().invoke(app, _cli_args(**over))
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_the_bench_runtime_is_the_runtime_section_of_the_schema():
+    """One source: the keys, checks and help of `sakd bench`'s runtime options are params.yaml's
+    runtime section; its defaults differ from the section's only where TIMING_RUNTIME says."""
+    from sakd.schema import TIMING_KEYS, TIMING_RUNTIME, RuntimeConfig
+
+    assert set(TIMING_KEYS) <= set(RuntimeConfig.model_fields)
+    differs = {k for k in RuntimeConfig.model_fields
+               if getattr(TIMING_RUNTIME, k) != getattr(RuntimeConfig(), k)}
+    assert differs == {"channels_last", "autocast"}
+    cfg = BenchConfig(**{k: v for k, v in TINY.items() if k != "device"})
+    assert cfg.runtime() == {k: getattr(TIMING_RUNTIME, k) for k in TIMING_KEYS}
+    with pytest.raises(ValueError, match="threads"):  # the section's own bounds
+        BenchConfig(**{**TINY, "threads": -1})
+    usage = CliRunner().invoke(app, ["bench", "--help"], terminal_width=200).output
+    for key in TIMING_KEYS:
+        assert f"--{key.replace('_', '-')}" in usage
+        assert RuntimeConfig.model_fields[key].description.split()[0] in usage

@@ -169,3 +169,20 @@ def test_runtime_capture_builds_a_captured_run_on_full_batches(tmp_path, one_thr
     batch = params.distill.batch_size
     assert len(run.train_loader) == run.train_loader.num_samples // batch
     assert all(x.shape[0] == batch for x, _, _ in run.train_loader)
+
+
+def test_capture_and_data_parallel_use_the_steps_hooks_not_patches():
+    """A captured step keeps the step's own methods and distiller (no monkey-patching): the
+    eager route is the `route_fn` hook, tau comes from `advance_tau`, the data-parallel share
+    of a distiller's pre-phase is an `after_prepare` hook called with the distiller."""
+    step, _ = _step("adaptive")
+    prepare = step.distiller.prepare
+    captured = CapturedStep(step)
+    assert step.route_fn is not step.route and "route" not in vars(step)
+    assert step.distiller.prepare == prepare and "prepare" not in vars(step.distiller)
+    taus = [step.advance_tau() for _ in range(3)]  # the per-step linear schedule falls
+    assert taus == sorted(taus, reverse=True) and step.tau == taus[-1]
+    seen = []
+    captured.after_prepare.append(seen.append)
+    captured.start_epoch(0, _batches())
+    assert seen == [step.distiller]

@@ -19,14 +19,19 @@ def test_help_lists_every_stage():
         assert command in result.output
 
 
-def test_bad_params_exit_2_naming_the_key_and_write_nothing(tmp_path, default_params):
-    default_params["pretrain"]["lr"] = -0.05
+@pytest.mark.parametrize(("section", "key", "value", "commands"), [
+    ("pretrain", "lr", -0.05, (["check"], ["pretrain", "--arch", "resnet8"], ["evaluate"])),
+    ("data", "val_fraction", 2.0, (["check"], ["fetch"], ["pretrain", "--arch", "resnet8"])),
+])  # each command validates the sections it reads (`fetch` reads data only)
+def test_bad_params_exit_2_naming_the_key_and_write_nothing(tmp_path, default_params, section,
+                                                            key, value, commands):
+    default_params[section][key] = value
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
     before = sorted(p.name for p in tmp_path.iterdir())
-    for args in (["check"], ["pretrain", "--arch", "resnet8"], ["fetch"], ["evaluate"]):
+    for args in commands:
         result = runner.invoke(app, [*args, "--root", str(tmp_path)])
         assert result.exit_code == 2, result.output
-        assert "pretrain.lr" in result.output and "Traceback" not in result.output
+        assert f"{section}.{key}" in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.errors import UserError
 from pipeline.settings import read_params
-from sakd.config import REQUIRED_SECTIONS, ConfigError
+from sakd.config import REQUIRED_SECTIONS, ConfigError, Params
 from tests.conftest import repo_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +34,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_repository_params_file_loads():
-    assert read_params(REPO / "params.yaml").data.dataset == "glyphs"
+    assert read_params(REPO / "params.yaml", Params).data.dataset == "glyphs"
 
 
 @pytest.mark.parametrize(("text", "key", "lines"), [
@@ -42,7 +45,7 @@ def test_repository_params_file_loads():
 ])
 def test_duplicate_keys_are_refused_by_key_and_line(tmp_path, text, key, lines):
     with pytest.raises(ConfigError) as err:
-        read_params(_write(tmp_path, text))
+        read_params(_write(tmp_path, text), Params)
     assert err.value.key == key
     assert f"line {lines[0]}; first at line {lines[1]}" in str(err.value)
 
@@ -53,21 +56,65 @@ def test_duplicate_keys_are_refused_by_key_and_line(tmp_path, text, key, lines):
 ])
 def test_empty_and_non_mapping_files_are_refused(tmp_path, text, fragment):
     with pytest.raises(UserError, match=fragment):
-        read_params(_write(tmp_path, text))
+        read_params(_write(tmp_path, text), Params)
 
 
 @pytest.mark.parametrize("section", REQUIRED_SECTIONS)
 def test_missing_required_sections_are_refused(tmp_path, default_params, section):
     del default_params[section]
     with pytest.raises(ConfigError) as err:
-        read_params(_write(tmp_path, yaml.safe_dump(default_params)))
+        read_params(_write(tmp_path, yaml.safe_dump(default_params)), Params)
     assert err.value.key == section and "missing required section" in err.value.message
 
 
 @pytest.mark.parametrize("section", ["runtime", "tracking", "sensitivity"])
 def test_optional_sections_take_their_defaults(tmp_path, default_params, section):
     del default_params[section]
-    assert read_params(_write(tmp_path, yaml.safe_dump(default_params)))
+    assert read_params(_write(tmp_path, yaml.safe_dump(default_params)), Params)
+
+
+# ------------------------------------------------------------ a stage validates what it reads
+def test_the_schema_sections_are_the_params_fields():
+    from sakd.schema import SECTIONS
+
+    assert set(SECTIONS) == set(Params.model_fields)
+
+
+def test_pretraining_validates_only_the_sections_it_reads(tmp_path, default_params):
+    from sakd.schema import DataParams, PretrainParams
+
+    default_params["distill"]["lr"] = -1.0  # another stage's section: not pretraining's to check
+    default_params["runs"]["distillers"] = ["no_such_distiller"]
+    path = _write(tmp_path, yaml.safe_dump(default_params))
+    pre = read_params(path, PretrainParams)
+    assert pre.runs.pretrain == default_params["runs"]["pretrain"] and not hasattr(pre, "distill")
+    assert read_params(path, DataParams).data.dataset == default_params["data"]["dataset"]
+    with pytest.raises(ConfigError) as err:
+        read_params(path, Params)
+    assert [k for k, _ in err.value.problems] == ["runs.distillers[0]", "distill.lr"]
+    default_params["pretrain"]["lr"] = -1.0  # its own section, and an unknown one, still refused
+    default_params["distil"] = {}
+    with pytest.raises(ConfigError) as err:
+        read_params(_write(tmp_path, yaml.safe_dump(default_params)), PretrainParams)
+    assert [k for k, _ in err.value.problems] == ["pretrain.lr", "distil"]
+
+
+def test_the_pretrain_and_fetch_stages_import_no_distiller_or_spot_code():
+    """What the static closure (tests/test_dvc_deps.py) says, seen in a fresh interpreter: the
+    stage modules load and validate params.yaml without the distill side's packages."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import pipeline.cli, pipeline.fetch, pipeline.pretrain\n"
+        "from pipeline.settings import read_params\n"
+        "from sakd.schema import PretrainParams\n"
+        "read_params(Path('params.yaml'), PretrainParams)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sakd.distillers', 'sakd.spots', "
+        "'sakd.config', 'sakd.build'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.stdout.split("\n")[-2] == "['sakd.build_common', 'sakd.build_pretrain']"
 
 
 # ------------------------------------------------------------ generated malformed params files
@@ -164,7 +211,7 @@ def test_generated_malformed_files_are_refused_naming_a_dotted_key(tmp_path):
         path = tmp_path / f"p{n}.yaml"
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError) as err:  # UserError would mean no key named
-            read_params(path)
+            read_params(path, Params)
         keys = [k for k, _ in err.value.problems]
         lines = str(err.value).splitlines()
         assert lines and all(LINE.match(line) for line in lines), (kind, key, str(err.value))

@@ -23,7 +23,7 @@ from sakd.config import (
     params_json_schema,
     replace,
 )
-from sakd.config.base import _storage
+from sakd.schema.base import _storage
 
 
 def _set(params: dict, path: tuple, value) -> dict:
@@ -238,3 +238,32 @@ def test_replace_is_unvalidated_until_check(default_params):
     with pytest.raises(ConfigError) as err:
         bad.check()
     assert err.value.key == "tau_min"
+
+
+@pytest.mark.parametrize(("path", "names"), [
+    (("distill", "policy_init"), "sakd.spots.policy:list_policy_init_choices"),
+    (("distill", "routing_loss"), "sakd.spots.routing_loss:list_routing_losses"),
+    (("distill", "teacher_loss"), "sakd.train.teacher_loss:list_teacher_losses"),
+    (("distill", "teacher_trainable"), "sakd.train.teacher_loss:TEACHER_TRAINABLE"),
+    (("distill", "tau", "per"), "sakd.spots.tau:TAU_UNITS"),
+    (("distill", "tau", "schedule"), "sakd.spots.tau:list_tau_schedules"),
+])
+def test_choice_keys_take_their_names_from_the_registry(default_params, path, names):
+    """One source: a choice key accepts exactly its registry's names and lists them."""
+    import importlib
+
+    module, attr = names.split(":")
+    found = getattr(importlib.import_module(module), attr)
+    valid = sorted(found() if callable(found) else found)
+    for name in valid:
+        load_params(_set(default_params, path, name))
+    err = _rejected(_set(default_params, path, "no_such_name"))
+    assert err.key == ".".join(path) and f"valid: {', '.join(valid)}" in err.message
+
+
+def test_the_sensitivity_schedules_default_to_the_registry_in_registration_order():
+    from sakd.config import SearchSpaceConfig
+    from sakd.spots.tau import TAU_SCHEDULES
+
+    assert SearchSpaceConfig().schedule == ["constant", "linear", "exponential", "cosine"]
+    assert SearchSpaceConfig().schedule == TAU_SCHEDULES.names(sort=False)

@@ -32,7 +32,9 @@ from pipeline.fetch import run_fetch
 from pipeline.paths import Layout, run_key
 from pipeline.settings import read_params
 from pipeline.trained import load_trained
-from sakd.build import build_distill_run, build_supervised_run
+from sakd.build import build_distill_run
+from sakd.build_pretrain import build_supervised_run
+from sakd.config import Params
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.evaluate import evaluate
 from tests import ddp_worker
@@ -61,7 +63,7 @@ def ddp(tmp_path_factory, one_thread):
     raw["runtime"]["device"] = "cpu"
     root = tmp_path_factory.mktemp("ddp")
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = read_params(root / "params.yaml")
+    params = read_params(root / "params.yaml", Params)
     run_fetch(params, root)
     out = root / "results"
     out.mkdir()

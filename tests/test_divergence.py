@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import pipeline.pretrain
 from pipeline.cli import app
 from pipeline.fetch import run_fetch
-from sakd.build import build_supervised_run
+from sakd.build_pretrain import build_supervised_run
 from sakd.config import load_params
 from sakd.tracking import MemoryTracker
 from sakd.train.checkpoint import load_checkpoint

@@ -1,16 +1,20 @@
-"""dvc.yaml: every stage depends on all the code it runs, so editing code re-runs its stages.
+"""dvc.yaml: every stage depends on exactly the code it runs, so editing code re-runs the stages
+that run it and no other (a distiller edit re-runs no teacher's pretraining).
 
 The stages are read from dvc.yaml itself, so a new stage is checked without editing this file.
 The code a stage runs is found statically: its `cmd` names a `sakd <command>`; the function
 behind that command (in pipeline/cli.py, or imported there from another pipeline module), every
 project module it imports, and what importing pipeline/cli.py runs, followed transitively
-through imports at module level or inside functions, absolute or relative. Each such file must
-lie under one of the stage's `deps` paths.
+through imports at module level or inside functions, absolute or relative. A stage's code deps
+are that closure written as dvc.yaml writes it (`code_deps`): a folder below sakd/ whose every
+module is in it, else the files. `python -m tests.test_dvc_deps` prints each stage's list, to
+paste into dvc.yaml after a change of imports.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sakd", "pipeline", "benchmarks")
 CLI = ROOT / "pipeline" / "cli.py"
 STAGES: dict[str, dict] = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PARAMS: dict = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def _module_file(name: str) -> Path | None:
@@ -123,6 +128,37 @@ def stage_code(stage_name: str) -> set[Path]:
     return code
 
 
+def code_deps(stage_name: str) -> list[str]:
+    """The stage's code as dvc.yaml lists it: `sakd/<package>` when every module below it is
+    run, else each file (pipeline/ and top-level modules always as files)."""
+    code = stage_code(stage_name)
+    entries = set()
+    for file in code:
+        rel = file.relative_to(ROOT)
+        if len(rel.parts) > 2 and rel.parts[0] == "sakd":
+            folder = ROOT / "sakd" / rel.parts[1]
+            if all(module in code for module in folder.rglob("*.py")):
+                entries.add(f"sakd/{rel.parts[1]}")
+                continue
+        entries.add(str(rel))
+    return sorted(entries)
+
+
+def _is_code(dep: str) -> bool:
+    return dep.split("/", 1)[0] in PACKAGES
+
+
+@pytest.mark.parametrize("stage_name", sorted(STAGES))
+def test_stage_code_deps_are_exactly_the_code_it_runs(stage_name):
+    body = STAGES[stage_name].get("do", STAGES[stage_name])
+    listed = sorted(dep for dep in body.get("deps", []) if _is_code(dep))
+    assert listed == code_deps(stage_name), (
+        f"stage {stage_name!r}: its code deps in dvc.yaml differ from the code it runs; "
+        f"listed but not run: {sorted(set(listed) - set(code_deps(stage_name)))}, run but not "
+        f"listed: {sorted(set(code_deps(stage_name)) - set(listed))} "
+        "(`python -m tests.test_dvc_deps` prints the list)")
+
+
 @pytest.mark.parametrize("stage_name", sorted(STAGES))
 def test_stage_deps_cover_the_code_it_runs(stage_name):
     deps = _stage_deps(STAGES[stage_name])
@@ -159,3 +195,79 @@ def test_the_import_scan_sees_relative_imports():
     found = {str(p.relative_to(ROOT)) for p in _files_of_tree(spots / "policy.py", tree)}
     assert found == {"sakd/__init__.py", "sakd/spots/__init__.py", "sakd/spots/tau.py",
                      "sakd/registry.py"}
+
+
+# ---------------------------------------------------------------------------- what goes stale
+def _paths(entries: list) -> list[str]:
+    """Paths of a stage's outs/metrics/plots entries (a plot may be {path: options})."""
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+
+def _resolved(path: str) -> str:
+    """`path` with params.yaml's values for `${data.root}`-style keys (`${item...}` stays)."""
+    def value(match: re.Match) -> str:
+        found: object = PARAMS
+        for key in match.group(1).split("."):
+            found = found.get(key) if isinstance(found, dict) else None
+        return str(found) if isinstance(found, str | int | float) else match.group(0)
+
+    return re.sub(r"\$\{([\w.]+)\}", value, path)
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether one path lies inside the other (an unresolved `${item...}` segment matches any
+    name)."""
+    pa, pb = _resolved(a).strip("/").split("/"), _resolved(b).strip("/").split("/")
+    return all(x == y or "${" in x or "${" in y for x, y in zip(pa, pb, strict=False))
+
+
+def stale_stages(changed: str) -> set[str]:
+    """The stages `dvc status` shows changed after editing the file `changed`: those whose
+    deps hold it, and every stage downstream of one (its deps hold another's outputs)."""
+    bodies = {name: stage.get("do", stage) for name, stage in STAGES.items()}
+    stale = {name for name, body in bodies.items()
+             if any(_overlap(dep, changed) for dep in body.get("deps", []))}
+    grew = True
+    while grew:
+        outs = [out for name in stale for key in ("outs", "metrics", "plots")
+                for out in _paths(bodies[name].get(key, []))]
+        downstream = {name for name, body in bodies.items()
+                      if any(_overlap(dep, out) for dep in body.get("deps", []) for out in outs)}
+        grew = not downstream <= stale
+        stale |= downstream
+    return stale
+
+
+def test_a_distiller_edit_re_runs_distillation_and_downstream_only():
+    stale = stale_stages("sakd/distillers/kd.py")
+    assert "distill" in stale and not stale & {"fetch", "pretrain"}, stale
+    assert stale_stages("sakd/distillers/at.py") == stale
+
+
+def test_a_spot_edit_re_runs_no_pretraining():
+    for changed in ("sakd/spots/tau.py", "sakd/spots/routing.py", "sakd/config/sections.py"):
+        stale = stale_stages(changed)
+        assert "distill" in stale and not stale & {"fetch", "pretrain"}, (changed, stale)
+
+
+def test_pretraining_imports_no_distiller_or_spot_code():
+    closure = {str(p.relative_to(ROOT)) for p in stage_code("pretrain") | stage_code("fetch")}
+    assert "sakd/build_pretrain.py" in closure and "sakd/build.py" not in closure
+    assert not {p for p in closure if p.startswith(("sakd/distillers", "sakd/spots",
+                                                    "sakd/config"))}
+
+
+def test_the_stale_walk_follows_outputs_to_downstream_stages():
+    stale = stale_stages("pipeline/fetch.py")  # the data: every stage that reads it
+    assert {"fetch", "pretrain", "distill", "evaluate", "report"} <= stale
+    dataset = PARAMS["data"]["dataset"]
+    assert _overlap("models/teachers/${data.dataset}", f"models/teachers/{dataset}/resnet8.pt")
+    assert _overlap("models/teachers/${data.dataset}/${item}.pt", f"models/teachers/{dataset}")
+    assert not _overlap("models/students/${data.dataset}", "models/teachers/${data.dataset}")
+    assert not _overlap("${data.root}/${data.dataset}", "reports/sensitivity.md")
+
+
+if __name__ == "__main__":  # print each stage's code deps, as dvc.yaml lists them
+    for name in STAGES:
+        print(f"{name}:")
+        print("\n".join(f"  - {dep}" for dep in code_deps(name)))

@@ -62,3 +62,24 @@ def test_dvc_repro_runs_every_stage_and_writes_the_report(tmp_path):
     assert registry["sakd-digits-resnet14-resnet8"]["alias"] == "champion"
     status = subprocess.run(["dvc", "status"], cwd=tmp_path, capture_output=True, text=True)
     assert "up to date" in status.stdout  # a second `dvc repro` would do nothing
+    _edits_re_run_only_the_stages_that_run_the_code(tmp_path)
+
+
+def _stale(root: Path) -> set[str]:
+    """The stages `dvc status` shows changed (`pretrain@resnet8` -> `pretrain`)."""
+    run = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return {name.split("@")[0].split(":")[-1] for name in json.loads(run.stdout or "{}")}
+
+
+def _edits_re_run_only_the_stages_that_run_the_code(root: Path) -> None:
+    """Touching a distiller stales distillation and what follows it, never fetch or a
+    teacher's pretraining; touching a spot module stales no pretraining either."""
+    for changed in ("sakd/distillers/at.py", "sakd/spots/tau.py"):
+        path = root / changed
+        text = path.read_text()
+        path.write_text(text + "\n# touched\n")
+        stale = _stale(root)
+        path.write_text(text)
+        assert "distill" in stale and not stale & {"fetch", "pretrain"}, (changed, stale)
+    assert _stale(root) == set()

@@ -1,143 +1,29 @@
-"""The sections of params.yaml that say what runs and how it trains.
-
-Paper values live in configs/*.yaml presets; the defaults here are the paper's where a default
-makes sense.
+"""The sections of params.yaml that say what is distilled and how: the runs matrix, the SAKD
+settings and the tau schedule. Their names are checked against the distill-side registries
+(sakd.config.names), so only the stages that distill validate them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
-from pydantic import (
-    BaseModel,
-    Field,
-    SerializerFunctionWrapHandler,
-    ValidationError,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sakd.config.base import (
-    ConfigModel,
-    Count,
-    DatasetName,
-    Decay,
+from sakd.config.names import (
     DistillerName,
-    Epochs,
-    Fraction,
-    LearningRate,
-    ModelName,
-    RelativeRoot,
+    PolicyInitName,
     RouterLrScheduleName,
-    Seed,
+    RoutingLossName,
     StrategyName,
     TauScheduleName,
-    Temperature,
-    Weight,
-    Workers,
-    unique,
+    TauUnit,
+    TeacherLossName,
+    TeacherMode,
 )
-from sakd.config.errors import ConfigError, Problem, config_error, join_key
-
-
-class GlyphsConfig(ConfigModel):
-    """How the generated `glyphs` benchmark is drawn (docs/benchmark.md)."""
-
-    train_per_class: Annotated[int, Field(ge=2, le=100_000)] = 80  # before the val split
-    test_per_class: Annotated[int, Field(ge=1, le=100_000)] = 50
-    generation_seed: Seed = 0  # the images themselves (split_seed only picks the val rows)
-
-
-class DataConfig(ConfigModel):
-    """Which dataset, where it lives, and how it is split and loaded."""
-
-    dataset: DatasetName = "digits"
-    root: RelativeRoot = "data"  # inside the repository: DVC tracks it
-    split_seed: Seed = 0  # the fixed stratified splits: val (all datasets), test (digits)
-    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.25  # digits only
-    # held out of the training data for validation (stratified, fixed by split_seed): tuning,
-    # pruning and best-epoch selection read it; the official test split stays the test split
-    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    imagenet_path: str | None = None  # imagenet: an existing ImageFolder tree (train/, val/)
-    workers: Workers = 4  # streamed datasets (imagenet): DataLoader worker processes
-    glyphs: GlyphsConfig = GlyphsConfig()  # glyphs only: how it is generated
-
-    def dataset_options(self) -> dict[str, Any]:
-        """The chosen dataset's own options (what fetch_dataset / build_loaders take)."""
-        keys = DATASET_OPTION_KEYS.get(self.dataset, {})
-        return {option: _lookup(self, key) for option, key in keys.items()}
-
-    @model_serializer(mode="wrap")
-    def _only_used_sections(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave out the options of datasets not in use: they shape no run, so a run's params
-        hash (and MLflow params) stay what they were before such a section existed."""
-        data = handler(self)
-        for name in SECTION_OF_DATASET:
-            if name != self.dataset:
-                data.pop(name, None)
-        return data
-
-
-def _lookup(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-SECTION_OF_DATASET = ("glyphs",)
-"""data.<name> sections that belong to one dataset (dumped only when it is the one used)."""
-
-
-DATASET_OPTION_KEYS: dict[str, dict[str, str]] = {
-    "digits": {"test_fraction": "test_fraction", "split_seed": "split_seed"},
-    "imagenet": {"path": "imagenet_path"},
-    "glyphs": {option: f"glyphs.{option}" for option in GlyphsConfig.model_fields},
-}
-"""Per dataset: its loader option -> the data.* key that sets it."""
-
-
-class Schedule(ConfigModel):
-    """SGD with a multi-step learning-rate decay (the paper: 240 epochs, x0.1 at 150/180/210)."""
-
-    epochs: Epochs = 240
-    batch_size: Annotated[int, Field(ge=2, le=1_000_000)] = 64
-    lr: LearningRate = 0.05
-    lr_by_arch: dict[ModelName, LearningRate] = Field(
-        default_factory=lambda: {"mobilenetv2": 0.01, "shufflenetv1": 0.01}
-    )
-    momentum: Fraction = 0.9
-    weight_decay: Decay = 5e-4
-    milestones: list[Epochs] = Field(default_factory=lambda: [150, 180, 210])
-    lr_decay: Annotated[float, Field(gt=0, le=1)] = 0.1
-
-    def lr_for(self, arch: str) -> float:
-        """The initial learning rate of `arch` (MobileNetV2/ShuffleNetV1 use 0.01 in the paper)."""
-        return self.lr_by_arch.get(arch, self.lr)
-
-    @model_validator(mode="after")
-    def _milestones_inside(self) -> Schedule:
-        if self.milestones != sorted(set(self.milestones)) or any(
-            m >= self.epochs for m in self.milestones
-        ):
-            raise ConfigError("milestones", f"must be strictly increasing epochs in (0, epochs="
-                              f"{self.epochs}), got {self.milestones}")
-        return self
-
-
-class PretrainConfig(Schedule):
-    """Supervised training of every teacher and of every student alone (the paper's S row)."""
-
-    seed: Seed = 0
-
-
-class Pair(ConfigModel):
-    teacher: ModelName
-    student: ModelName
-
-    @property
-    def name(self) -> str:
-        return f"{self.teacher}-{self.student}"
+from sakd.schema.base import ConfigModel, Count, Decay, Seed, Temperature, Weight, non_empty
+from sakd.schema.errors import ConfigError, Problem, config_error, join_key
+from sakd.schema.sections import Pair, Schedule
+from sakd.schema.stages import PretrainRuns
 
 
 class TauConfig(ConfigModel):
@@ -146,7 +32,7 @@ class TauConfig(ConfigModel):
     schedule: TauScheduleName = "exponential"
     tau0: Temperature = 5.0
     tau_min: Temperature = 0.5
-    per: Literal["epoch", "step"] = "epoch"
+    per: TauUnit = "epoch"
 
     @model_validator(mode="after")
     def _decays(self) -> TauConfig:
@@ -209,12 +95,12 @@ class DistillConfig(Schedule):
     beta3: Weight = 1.0  # weight of the routing loss
     kd_T: Temperature = 4.0
     tau: TauConfig = Field(default_factory=TauConfig)
-    policy_init: Literal["neutral", "distill", "auto"] = "neutral"  # auto: +10 on same family
-    routing_loss: Literal["paper", "reference"] = "paper"
+    policy_init: PolicyInitName = "neutral"  # auto: +10 on same family
+    routing_loss: RoutingLossName = "paper"
     # routing_loss reference, teacher_loss all: {default: g, <distiller>: g}; a number = default
     gamma: dict[str, Gamma] = Field(default_factory=lambda: {"default": 1.0})
-    teacher_trainable: Literal["frozen", "scratch", "pretrained"] = "frozen"
-    teacher_loss: Literal["own_ce", "all"] = "own_ce"  # a trained teacher learns from: ...
+    teacher_trainable: TeacherMode = "frozen"
+    teacher_loss: TeacherLossName = "own_ce"  # a trained teacher learns from: ...
     router_lr_ratio: Annotated[float, Field(gt=0, le=1e3)] = 0.5
     # the router's lr per epoch (sakd.spots.router_lr): follow_student | authors_trainable_teacher
     router_lr_schedule: RouterLrScheduleName = "follow_student"
@@ -250,33 +136,22 @@ class DistillConfig(Schedule):
         return options_model(distiller).model_validate(self.options.get(distiller, {}))
 
 
-def _non_empty(what: str) -> Any:
-    def check(names: list[Any]) -> list[Any]:
-        if not names:
-            raise ValueError(f"list at least one {what}")
-        return names
-
-    return check
-
-
-class RunsConfig(ConfigModel):
+class RunsConfig(PretrainRuns):
     """What runs: pretrain list and distill matrix (pairs x distillers x strategies x seeds).
 
     Kept apart from the training settings so adding a distiller re-runs only the new stages.
     """
 
-    pretrain: list[ModelName] = Field(default_factory=list)
+    model_config = ConfigDict(extra="forbid")  # the whole section: every key is known here
     pairs: list[Pair] = Field(default_factory=list)
     distillers: list[DistillerName] = Field(default_factory=lambda: ["kd"])
     strategies: list[StrategyName] = Field(default_factory=lambda: ["adaptive", "always"])
     seeds: list[Seed] = Field(default_factory=lambda: [0])
 
-    _pretrain = field_validator("pretrain")(lambda v: unique("architectures", _non_empty(
-        "architecture to pretrain")(v)))
-    _pairs = field_validator("pairs")(_non_empty("{teacher, student} pair"))
-    _distillers = field_validator("distillers")(_non_empty("distiller"))
-    _strategies = field_validator("strategies")(_non_empty("strategy"))
-    _seeds = field_validator("seeds")(_non_empty("seed"))
+    _pairs = field_validator("pairs")(non_empty("{teacher, student} pair"))
+    _distillers = field_validator("distillers")(non_empty("distiller"))
+    _strategies = field_validator("strategies")(non_empty("strategy"))
+    _seeds = field_validator("seeds")(non_empty("seed"))
 
     @model_validator(mode="after")
     def _pairs_pretrained(self) -> RunsConfig:

@@ -6,22 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sakd.config.base import (
-    SCHEDULES_ALL,
-    ConfigModel,
-    Count,
+from sakd.config.names import (
     DistillerName,
-    Epochs,
-    ModelName,
     PrunerName,
     SamplerName,
-    Seed,
-    StorageUrl,
     TauScheduleName,
-    unique,
+    tau_schedules,
 )
-from sakd.config.errors import ConfigError
-from sakd.config.sections import DistillConfig, Pair, RunsConfig, TauConfig
+from sakd.config.sections import DistillConfig, RunsConfig, TauConfig
+from sakd.schema.base import ConfigModel, Count, Epochs, ModelName, Seed, StorageUrl, unique
+from sakd.schema.errors import ConfigError
+from sakd.schema.sections import Pair
 
 Bound = Annotated[float, Field(ge=-1e6, le=1e6)]
 BaselineSeeds = Annotated[int, Field(ge=0, le=100)]
@@ -70,7 +65,7 @@ class SearchSpaceConfig(ConfigModel):
     beta3: FloatRange = Field(default_factory=lambda: FloatRange(low=0.1, high=10.0, log=True))
     tau0: FloatRange = Field(default_factory=lambda: FloatRange(low=1.0, high=10.0))
     tau_min: FloatRange = Field(default_factory=lambda: FloatRange(low=0.1, high=1.0))
-    schedule: list[TauScheduleName] | None = Field(default_factory=lambda: list(SCHEDULES_ALL))
+    schedule: list[TauScheduleName] | None = Field(default_factory=tau_schedules)
 
     _schedule = field_validator("schedule")(_schedules)
 

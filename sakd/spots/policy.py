@@ -35,8 +35,17 @@ def _distill(linear: nn.Linear) -> None:
         linear.bias.view(-1, 2)[:, DISTILL] += DISTILL_BIAS
 
 
+AUTO = "auto"
+"""The policy_init choice resolved per pair by `resolve_policy_init`."""
+
+
 def list_policy_inits() -> list[str]:
     return POLICY_INITS.names()
+
+
+def list_policy_init_choices() -> list[str]:
+    """What distill.policy_init accepts: a registered init, or `auto`."""
+    return [*POLICY_INITS.names(), AUTO]
 
 
 AUTHORS_HETEROGENEOUS = frozenset({("resnet32x4", "resnet32")})
@@ -47,7 +56,7 @@ ResNet teacher of the plain-width student (REFERENCE-NOTES, "Pairs with homo = F
 def resolve_policy_init(init: str, teacher_arch: str | None, student_arch: str | None) -> str:
     """`auto` -> the authors' per-pair choice: `distill` (+10) on homogeneous pairs (same zoo
     family, not in AUTHORS_HETEROGENEOUS), else `neutral`. Other names pass through."""
-    if init != "auto":
+    if init != AUTO:
         return init
     if teacher_arch is None or student_arch is None:
         raise ValueError("distill.policy_init 'auto' needs the teacher's and the student's "

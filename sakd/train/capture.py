@@ -53,7 +53,7 @@ class CapturedStep:
         # the policy's decisions w feed two backward passes (student loss through the detached
         # mask, routing loss through w): a compiled graph's backward runs once, so w is made
         # eagerly, outside the graphs
-        step.route = torch.compiler.disable(step.route)
+        step.route_fn = torch.compiler.disable(step.route)
         mode = compile_mode(device) if backend == "inductor" else None
         self.compiled = torch.compile(step.train_batch, backend=backend, mode=mode)
         self.clone_outputs = mode == "reduce-overhead"  # CUDA graphs reuse their output buffers
@@ -62,10 +62,7 @@ class CapturedStep:
                  index: torch.Tensor | None = None) -> Stats:
         """Train on one batch (full batches only); returns detached device tensors."""
         step = self.step
-        tau = step.clock.tick()
-        if tau is not None:
-            step.tau = tau
-        self.tau_tensor.fill_(step.tau)  # in place: the compiled graph reads it, no recompile
+        self.tau_tensor.fill_(step.advance_tau())  # in place: the graph reads it, no recompile
         noise, mask = step.draw_random(x)
         stats = self.compiled(x, y, index, self.tau_tensor, noise, mask)
         if self.clone_outputs:  # the loop keeps them past the next replay

@@ -7,21 +7,19 @@ One call trains on one batch; `forward_student`, `forward_routing`, `train_batch
     Eq. 7        student loss = CE + beta1 * gated KD|DKD + beta2 * sum of gated distiller losses,
                  gated per sample and per spot by the strategy's mask (adaptive: d)
     lines 30-43  routing pass: teacher and student interleaved by w (sakd.spots.routing)
-    line 46      routing loss (sakd.spots.routing_loss) -> policy + adapters only
-    line 48      both optimisers step
+    lines 46-48  routing loss (sakd.spots.routing_loss) -> policy + adapters; both optimisers step
 
-Strategies (sakd.spots.strategies) only change the mask: `always` distils everywhere, `never`
-nowhere, `random` by coin flips, `anti` where the policy says not to; only policy strategies run
-the routing pass. No host sync, no boolean indexing, random draws first (`draw_random`): the
-step can be captured whole (sakd.train.capture) and returns detached device tensors (the loop
-syncs once per epoch). It owns its per-run state: tau (a sakd.spots.tau clock), the distiller's
-pre-phase (FT) and epoch state (DKD's warm-up), its metric names. Eval passes use BN-folded
-views; bf16 (`autocast`) is one context per forward half; trained teacher: train.teacher_loss.
+Strategies (sakd.spots.strategies) only change the mask (`always`, `never`, `random`, `anti`);
+only policy strategies run the routing pass. No host sync, no boolean indexing, random draws
+first (`draw_random`): the step can be captured whole (sakd.train.capture); it returns detached
+device tensors the loop syncs once per epoch. It owns its per-run state: tau (a sakd.spots.tau
+clock), the distiller's pre-phase (FT, fresh start) and epoch state (DKD's warm-up), its metric
+names. Eval passes run on BN-folded views; bf16 (`autocast`): one context per forward half.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -41,6 +39,7 @@ from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import Strategy
 from sakd.spots.tau import TauClock
 from sakd.train.decide import decide_mask
+from sakd.train.runtime import unique_parameters
 from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
 Stats = dict[str, torch.Tensor]
@@ -100,11 +99,13 @@ class DistillStep:
         self.ce_weight = self.teacher_loss.ce_weight(self.gamma) if self.teacher_trainable else 1.0
         n = student.num_features
         self.spot_names = [spot_name(k, n) for k in self.spots] + [spot_name(n, n)]
-        self._router_params = _unique_parameters(policy, routing)  # eval passes: BN-folded views
+        self._router_params = unique_parameters(policy, routing)  # eval passes: BN-folded views
         fold_t = fold_batchnorm and (strategy.uses_policy or not self.teacher_trainable)
         fold_s = fold_batchnorm and strategy.uses_policy
         self._eval_teacher = EvalFoldedNet(teacher) if fold_t else teacher
         self._eval_student = EvalFoldedNet(student) if fold_s else student
+        self.after_prepare: list[Callable[[nn.Module], None]] = []  # f(distiller) after prepare
+        self.route_fn: Callable[..., torch.Tensor] = self.route  # eager `route` when captured
 
     # ------------------------------------------------------------------ per-run state
     def modules_to_checkpoint(self) -> dict[str, nn.Module]:
@@ -120,8 +121,7 @@ class DistillStep:
         """What the routing loss trains: the policy and the adapters (empty without a policy)."""
         return list(self._router_params)
 
-    def set_tau(self, tau: float) -> None:
-        """Override the Gumbel temperature until the clock next sets it."""
+    def set_tau(self, tau: float) -> None:  # override tau until the clock next sets it
         if not tau > 0:
             raise ValueError(f"Gumbel-softmax temperature tau must be > 0, got {tau}")
         self.tau = float(tau)
@@ -130,6 +130,8 @@ class DistillStep:
         """Set tau and the distiller's epoch state (DKD); epoch 0 (fresh) runs its pre-phase."""
         if epoch == 0 and train_batches is not None:
             self.distiller.prepare(self.teacher, train_batches)
+            for hook in self.after_prepare:
+                hook(self.distiller)
         self.distiller.start_epoch(epoch)
         self.tau = self.clock.start_epoch(epoch)
         return {"tau": self.tau}
@@ -158,8 +160,12 @@ class DistillStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor,
                  index: torch.Tensor | None = None) -> Stats:
         """Train on one batch; returns detached device tensors (see `stats`)."""
+        return self.train_batch(x, y, index, self.advance_tau(), *self.draw_random(x))
+
+    def advance_tau(self) -> float:
+        """This iteration's tau: the clock's, when it changes per step (else the epoch's)."""
         self.tau = tau if (tau := self.clock.tick()) is not None else self.tau
-        return self.train_batch(x, y, index, self.tau, *self.draw_random(x))
+        return self.tau
 
     def draw_random(self, x: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The iteration's random draws, before any network runs (a captured step takes them as
@@ -210,7 +216,7 @@ class DistillStep:
 
             w = decisions = None  # lines 18-23: per sample and spot; d = w.detach() gates losses
             if self.strategy.uses_policy:
-                w = self.route(feats_t[-1], feats_s[-1], self.tau if tau is None else tau, noise)
+                w = self.route_fn(feats_t[-1], feats_s[-1], self.tau if tau is None else tau, noise)
                 decisions = w.detach()
             if mask is None:
                 mask = self.strategy.distill_mask(
@@ -292,9 +298,3 @@ class DistillStep:
         """Distill mask [B, S+1] the strategy would apply to x, every net in eval mode (the
         Fig. 5-style grid): see sakd.train.decide."""
         return decide_mask(self, x, sample)
-
-
-def _unique_parameters(*modules: nn.Module | None) -> list[nn.Parameter]:
-    """The parameters of `modules` (None skipped), each once, in order."""
-    params = [p for m in modules if m is not None for p in m.parameters()]
-    return list({id(p): p for p in params}.values())

@@ -84,3 +84,10 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cudnn.deterministic = deterministic
+
+
+def unique_parameters(*modules: nn.Module | None) -> list[nn.Parameter]:
+    """The parameters of `modules` (None skipped), each once, in order (one optimiser must not
+    step a shared parameter twice)."""
+    params = [p for m in modules if m is not None for p in m.parameters()]
+    return list({id(p): p for p in params}.values())

@@ -41,6 +41,11 @@ TEACHER_LOSSES.register("own_ce")(lambda: TeacherLoss(mutual=False, gamma_weight
 TEACHER_LOSSES.register("all")(lambda: TeacherLoss(mutual=True, gamma_weighted_ce=True))
 
 
+def list_teacher_losses() -> list[str]:
+    """What distill.teacher_loss accepts."""
+    return TEACHER_LOSSES.names()
+
+
 def create_teacher_loss(name: str) -> TeacherLoss:
     """A teacher loss by name (UnknownNameError lists the valid ones)."""
     return TEACHER_LOSSES.create(name)

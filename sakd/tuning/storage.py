@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sakd.config.base import storage_problem as check_storage_url
+from sakd.schema.base import storage_problem as check_storage_url
 from sakd.tuning import TuningError
 
 ENV_VAR = "SAKD_OPTUNA_STORAGE"

@@ -1,4 +1,5 @@
-"""The config base model and the value types params.yaml is made of.
+"""The config base model and the value types params.yaml is made of (the names of distill-side
+registries, which import distiller and spot code to validate, live in sakd.config.names).
 
 Every model is frozen, refuses unknown keys, NaN and infinity, and takes no type coercion (a
 bool is not an int, 1.5 does not become 1, "10" is not a number). Registry-backed names are
@@ -13,15 +14,9 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sakd.config.errors import ConfigError, config_error
+from sakd.schema.errors import ConfigError, config_error
 
 M = TypeVar("M", bound=BaseModel)
-
-# sakd.tuning's registries, mirrored so that validating params never imports sakd.tuning
-# (tests/test_config_registries.py keeps them equal).
-PRUNER_NAMES = ("hyperband", "median", "none", "successive_halving")
-SAMPLER_NAMES = ("gp", "qmc", "random", "tpe")
-SCHEDULES_ALL = ["constant", "linear", "exponential", "cosine"]
 
 
 class ConfigModel(BaseModel):
@@ -55,7 +50,9 @@ def replace(cfg: M, **changes: Any) -> M:
     return cfg.model_copy(update=changes)
 
 
-def _registry(what: str, names: Callable[[], Any]) -> AfterValidator:
+def registry_name(what: str, names: Callable[[], Any]) -> AfterValidator:
+    """A str validator against a registry's names, read when a value is validated (the
+    registry is the one list of choices; the message lists the valid ones)."""
     def check(value: str) -> str:
         valid = sorted(names())
         if value not in valid:
@@ -75,30 +72,6 @@ def _models() -> list[str]:
     from sakd.models import list_models
 
     return list_models()
-
-
-def _distillers() -> list[str]:
-    from sakd.distillers import list_distillers
-
-    return list_distillers()
-
-
-def _strategies() -> list[str]:
-    from sakd.spots import list_strategies
-
-    return list_strategies()
-
-
-def _tau_schedules() -> list[str]:
-    from sakd.spots import list_tau_schedules
-
-    return list_tau_schedules()
-
-
-def _router_lr_schedules() -> list[str]:
-    from sakd.spots import list_router_lr_schedules
-
-    return list_router_lr_schedules()
 
 
 def _device(value: str) -> str:
@@ -138,14 +111,8 @@ def _storage(url: str) -> str:
     return url
 
 
-DatasetName = Annotated[str, _registry("dataset", _datasets)]
-ModelName = Annotated[str, _registry("model", _models)]
-DistillerName = Annotated[str, _registry("distiller", _distillers)]
-StrategyName = Annotated[str, _registry("strategy", _strategies)]
-TauScheduleName = Annotated[str, _registry("tau schedule", _tau_schedules)]
-RouterLrScheduleName = Annotated[str, _registry("router lr schedule", _router_lr_schedules)]
-PrunerName = Annotated[str, _registry("pruner", lambda: PRUNER_NAMES)]
-SamplerName = Annotated[str, _registry("sampler", lambda: SAMPLER_NAMES)]
+DatasetName = Annotated[str, registry_name("dataset", _datasets)]
+ModelName = Annotated[str, registry_name("model", _models)]
 Device = Annotated[str, AfterValidator(_device)]
 RelativeRoot = Annotated[str, AfterValidator(_relative_root)]
 StorageUrl = Annotated[str, AfterValidator(_storage)]
@@ -159,6 +126,17 @@ Weight = Annotated[float, Field(ge=0, le=1e6)]  # loss weights (beta1, beta2, be
 Temperature = Annotated[float, Field(gt=0, le=1e4)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 Decay = Annotated[float, Field(ge=0, le=1)]
+
+
+def non_empty(what: str) -> Callable[[list[Any]], list[Any]]:
+    """A list validator refusing an empty list (a matrix axis with nothing in it runs nothing)."""
+
+    def check(names: list[Any]) -> list[Any]:
+        if not names:
+            raise ValueError(f"list at least one {what}")
+        return names
+
+    return check
 
 
 def unique(key_what: str, names: list[str] | None) -> list[str] | None:

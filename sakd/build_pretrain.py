@@ -1,0 +1,35 @@
+"""The pretraining builder: a validated config -> a ready supervised run (teachers, and the
+students alone: the paper's S row).
+
+It imports no distiller or spot code (sakd.build, the distillation builder, does), so the
+pretrain stage does not depend on them (dvc.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sakd.build_common import Run, data_parallel, multistep, place, sgd, split_loaders
+from sakd.models import create_model
+from sakd.schema import PretrainParams
+from sakd.train.runtime import autocast_enabled, optimizer_kwargs, seed_everything
+from sakd.train.supervised import SupervisedStep
+
+
+def build_supervised_run(params: PretrainParams, data_root: Path, device: torch.device,
+                         arch: str) -> Run:
+    """Supervised training of `arch` alone (teachers and the paper's S row)."""
+    cfg = params.pretrain
+    seed_everything(cfg.seed, params.runtime.deterministic)
+    loaders = split_loaders(params, data_root, device, cfg.batch_size, cfg.seed)
+    info = loaders.info
+    model = place(params, create_model(arch, info.num_classes), device)
+    autocast = autocast_enabled(params.runtime.autocast, device)
+    opt = sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
+               **optimizer_kwargs(params.runtime.fused_optimizer, device))
+    optimizers = {"model": opt}
+    step = SupervisedStep(data_parallel(model, device), opt, autocast=autocast)
+    return Run(step, model, optimizers, {"model": multistep(opt, cfg.milestones, cfg.lr_decay)},
+               loaders.train, loaders.val, loaders.test, info, autocast)
