@@ -186,3 +186,19 @@ def test_capture_and_data_parallel_use_the_steps_hooks_not_patches():
     captured.after_prepare.append(seen.append)
     captured.start_epoch(0, _batches())
     assert seen == [step.distiller]
+
+
+def test_cuda_graph_steps_are_marked_once_per_iteration(monkeypatch, one_thread):
+    """Under CUDA graphs each iteration starts a new graph step (the foreach optimiser read
+    overwritten graph outputs on a GPU without it); elsewhere nothing is marked."""
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    batches = _batches()[:2]
+    captured = CapturedStep(_step("always")[0], backend="eager")
+    for x, y in batches:
+        captured(x, y)
+    assert marks == []
+    captured.clone_outputs = True  # what mode "reduce-overhead" (CUDA) sets
+    for x, y in batches:
+        captured(x, y)
+    assert marks == [1, 1]

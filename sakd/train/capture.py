@@ -62,6 +62,11 @@ class CapturedStep:
                  index: torch.Tensor | None = None) -> Stats:
         """Train on one batch (full batches only); returns detached device tensors."""
         step = self.step
+        if self.clone_outputs:
+            # one training iteration = one CUDA-graph step: without this mark, the next
+            # iteration's replay overwrote tensors the foreach optimiser still read (H200,
+            # docs/bench.md "GPU"), while the fused optimiser happened not to read them
+            torch.compiler.cudagraph_mark_step_begin()
         self.tau_tensor.fill_(step.advance_tau())  # in place: the graph reads it, no recompile
         noise, mask = step.draw_random(x)
         stats = self.compiled(x, y, index, self.tau_tensor, noise, mask)
