@@ -145,9 +145,12 @@ def test_distill_every_strategy_on_digits(digits, teacher: str, student: str,
 @pytest.mark.slow  # end to end: fetch, pretrain both nets, distill, through `sakd`
 def test_cli_pretrains_and_distills_a_resnet_to_vit_pair(tmp_path) -> None:
     from pipeline.cli import app
+    from pipeline.paths import Layout, run_key
 
     raw = _params([("resnet20", "vit_nano")])
     raw["runs"]["distillers"] = ["at"]
+    for section in ("pretrain", "distill"):
+        raw[section]["batch_size"] = 64
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     runner = CliRunner()
     for args in (["fetch"], ["pretrain", "--arch", "resnet20"], ["pretrain", "--arch", "vit_nano"],
@@ -155,5 +158,8 @@ def test_cli_pretrains_and_distills_a_resnet_to_vit_pair(tmp_path) -> None:
                   "at", "--strategy", "adaptive"]):
         result = runner.invoke(app, [*args, "--root", str(tmp_path)])
         assert result.exit_code == 0, result.output
-    students = tmp_path / "models" / "students" / "digits" / "resnet20-vit_nano"
-    assert (students / "at-adaptive-seed0.pt").is_file()
+    layout, key = Layout(tmp_path, "digits"), run_key("resnet20", "vit_nano", "at", "adaptive", 0)
+    assert layout.student(key).is_file()
+    route = (layout.distill_plots(key) / "route.csv").read_text().splitlines()
+    assert route[0].split(",") == ["epoch", *ROUTED_SPOTS]  # route/p_distill/<spot> per epoch
+    assert len(route) == 1 + raw["distill"]["epochs"]
