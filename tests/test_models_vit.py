@@ -132,3 +132,17 @@ def test_maps_are_signed_so_adapters_into_them_have_no_relu() -> None:
     with torch.no_grad():
         features, _ = vit(torch.randn(2, 3, 32, 32), return_features=True)
     assert all((f < 0).any() for f in features[1:4])
+
+
+@pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=pytest.mark.slow),  # ~20 s export
+                                 "torchscript", "pt2"])
+def test_a_vit_student_exports_and_matches_pytorch(tmp_path, fmt: str) -> None:
+    """`sakd export` and the compression stage export every student: the resampling stem and
+    the attention trace into each format, verified on a batch of another size (16x16 glyphs)."""
+    from sakd.deploy.export import export_model
+
+    pytest.importorskip("onnxruntime") if fmt == "onnx" else None
+    torch.manual_seed(0)
+    out = export_model(create_model("vit_nano", num_classes=39), (3, 16, 16), fmt,
+                       tmp_path / f"vit.{fmt}")
+    assert out.path.is_file() and out.max_abs_diff <= out.atol
