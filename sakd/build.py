@@ -85,7 +85,8 @@ def build_distill_step(
         policy = PolicyNet(embed_t.shape[1], embed_s.shape[1], len(distiller.spots) + 1,
                            init=init)
         policy.to(device=embed_s.device, dtype=embed_s.dtype)
-        routing = RoutingNetwork.from_examples(distiller.spots, feats_s, feats_t)
+        routing = RoutingNetwork.from_examples(distiller.spots, feats_s, feats_t, relu=(
+            getattr(student, "relu_maps", True), getattr(teacher, "relu_maps", True)))
         if channels_last:
             routing.to(memory_format=torch.channels_last)
     if channels_last:

@@ -112,12 +112,14 @@ class ConvReg(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
-def build_adapter(src_shape: Sequence[int], dst_shape: Sequence[int]) -> nn.Module:
+def build_adapter(src_shape: Sequence[int], dst_shape: Sequence[int],
+                  relu: bool = True) -> nn.Module:
     """A routing adapter H_st / H_ts from features shaped `src_shape` to `dst_shape` (batch dim
     first, any size), as the authors' ConvReg without conv bias.
 
     [B, C, H, W] -> [B, C', H', W']: `ratio_conv` (other ratios: `Resize`, then 1x1) + BN +
-    ReLU; [B, C] -> [B, C']: a plain Linear.
+    ReLU; [B, C] -> [B, C']: a plain Linear. `relu=False` leaves the ReLU out, for a
+    destination whose maps are signed (a transformer's residual stream: `SpotNet.relu_maps`).
     """
     src, dst = tuple(src_shape), tuple(dst_shape)
     if len(src) == 2 and len(dst) == 2:
@@ -127,7 +129,8 @@ def build_adapter(src_shape: Sequence[int], dst_shape: Sequence[int]) -> nn.Modu
         layers = [conv] if conv is not None else [
             Resize(dst[2:]), nn.Conv2d(src[1], dst[1], kernel_size=1, bias=False)
         ]
-        return nn.Sequential(*layers, nn.BatchNorm2d(dst[1]), nn.ReLU(inplace=True))
+        out = [nn.BatchNorm2d(dst[1]), *([nn.ReLU(inplace=True)] if relu else [])]
+        return nn.Sequential(*layers, *out)
     raise ValueError(
         f"cannot adapt a feature of shape {list(src)} to {list(dst)}: both must be maps "
         "[B, C, H, W] or both vectors [B, C]"

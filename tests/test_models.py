@@ -12,9 +12,10 @@ from sakd.registry import UnknownNameError
 ALL_MODELS = [
     "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
     "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2", "vgg8", "vgg13", "mobilenetv2",
-    "shufflenetv1", "resnet50", "resnet18", "resnet34", "resnet8_half",
+    "shufflenetv1", "resnet50", "resnet18", "resnet34", "resnet8_half", "vit_tiny", "vit_nano",
 ]  # fmt: skip
-LARGE_MODELS = {"resnet50", "resnet18", "resnet34", "resnet110", "vgg13", "wrn_40_2", "resnet32x4"}
+LARGE_MODELS = {"resnet50", "resnet18", "resnet34", "resnet110", "vgg13", "wrn_40_2", "resnet32x4",
+                "vit_tiny"}
 SMALL_MODELS = [name for name in ALL_MODELS if name not in LARGE_MODELS]
 IMAGENET_MODELS = ["resnet18", "resnet34"]
 
@@ -54,6 +55,12 @@ EXPECTED_PARAMS = {
     "resnet34": 21_335_972,
     # not in the CRD zoo: resnet8 at widths (8, 8, 16, 32), by the CIFAR ResNet formula above
     "resnet8_half": 22_924,
+    # not in the CRD zoo: the vision transformers (dim d, depth L, patch 4, 64 tokens, mlp 4d),
+    # per block 2 LN (4d) + qkv (3d^2 + 3d) + proj (d^2 + d) + MLP (8d^2 + 5d) = 12d^2 + 13d;
+    # patch conv 48d + d, positions 64d, final LN 2d, fc d C + C. timm's VisionTransformer on
+    # the same configuration has the same count (tests/test_models_vit.py).
+    "vit_tiny": 5_379_748,
+    "vit_nano": 691_780,
 }
 
 # Feature shapes (C, H, W) at 32x32 inputs: the CRD benchmark's `feat` lists.
@@ -77,6 +84,8 @@ SHAPES_AT_32 = {
     "resnet50": [(64, 32, 32), (256, 32, 32), (512, 16, 16), (1024, 8, 8), (2048, 4, 4), (2048,)],
     "resnet18": _TORCHVISION_32,
     "resnet34": _TORCHVISION_32,
+    "vit_tiny": [(192, 8, 8)] * 4 + [(192,)],
+    "vit_nano": [(96, 8, 8)] * 4 + [(96,)],
 }
 
 
@@ -93,7 +102,7 @@ def models() -> dict[str, SpotNet]:
 
 def test_list_models_names_the_whole_zoo() -> None:
     assert sorted(list_models()) == sorted(ALL_MODELS)
-    assert len(list_models()) == 19
+    assert len(list_models()) == 21
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:

@@ -12,6 +12,7 @@ from sakd.models import (  # noqa: F401  (imported for their registrations)
     resnet_imagenet,
     shufflenetv1,
     vgg,
+    vit,
     wrn,
 )
 from sakd.models.base import SpotNet, spot_name

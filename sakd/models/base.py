@@ -14,6 +14,8 @@ contiguous segment of it (`run_stages`) and interleave teacher and student segme
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -22,6 +24,9 @@ class SpotNet(nn.Module):
     """Base class: subclasses build `self.stages` (an nn.ModuleList, head last)."""
 
     stages: nn.ModuleList
+    relu_maps: ClassVar[bool] = True
+    """Its feature maps are post-ReLU activations (the CNNs; the authors' adapters into them end
+    with a ReLU). False for a signed residual stream (the vision transformers)."""
 
     @property
     def num_features(self) -> int:

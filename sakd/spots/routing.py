@@ -84,10 +84,14 @@ class RoutingNetwork(nn.Module):
 
     @classmethod
     def from_examples(cls, spots: Sequence[int], feats_s: Sequence[torch.Tensor],
-                      feats_t: Sequence[torch.Tensor]) -> RoutingNetwork:
-        """Adapters sized from example features of both nets, on their device and dtype."""
-        to_teacher = [build_adapter(feats_s[k].shape, feats_t[k].shape) for k in spots]
-        to_student = [build_adapter(feats_t[k].shape, feats_s[k].shape) for k in spots]
+                      feats_t: Sequence[torch.Tensor], *,
+                      relu: tuple[bool, bool] = (True, True)) -> RoutingNetwork:
+        """Adapters sized from example features of both nets, on their device and dtype.
+        `relu`: whether the adapters into (the student, the teacher) end with a ReLU (the nets'
+        `relu_maps`: off into a vision transformer's signed maps)."""
+        relu_s, relu_t = relu
+        to_teacher = [build_adapter(feats_s[k].shape, feats_t[k].shape, relu_t) for k in spots]
+        to_student = [build_adapter(feats_t[k].shape, feats_s[k].shape, relu_s) for k in spots]
         net = cls(spots, to_teacher, to_student)
         return net.to(device=feats_s[0].device, dtype=feats_s[0].dtype)
 
