@@ -1,4 +1,5 @@
-"""The distiller zoo: *what* to distill (KD, FitNet, AT, SP, CC, VID, RKD, PKT, FT, NST, CRD).
+"""The distiller zoo: *what* to distill (KD, FitNet, AT, SP, CC, VID, RKD, PKT, FT, NST, CRD,
+ReviewKD).
 
     from sakd.distillers import create_distiller, default_beta
     distiller = create_distiller("at", feats_s, feats_t)   # example features of a probe forward
@@ -21,6 +22,7 @@ from sakd.distillers import (  # noqa: F401  (method modules: imported to regist
     kd,
     nst,
     pkt,
+    reviewkd,
     rkd,
     sp,
     vid,

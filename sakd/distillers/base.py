@@ -31,12 +31,16 @@ from sakd.distillers.target import teacher_target
 #   "last_block" -> [L-2]          the last block output (SP, FT)
 #   "embedding"  -> [L-1]          the pooled embedding (CC, RKD, PKT, CRD)
 #   "none"       -> []             plain KD: only the logit spot
+#   "blocks_and_embedding" -> [1, ..., L-1]  every block output and the pooled embedding
+#                  (ReviewKD: mdistiller fuses the stage outputs and the pooled feature as a
+#                  1x1 map; the stem is not distilled)
 SPOT_RULES: dict[str, object] = {
     "hint": lambda n: [2],
     "blocks": lambda n: list(range(1, n - 1)),
     "last_block": lambda n: [n - 2],
     "embedding": lambda n: [n - 1],
     "none": lambda n: [],
+    "blocks_and_embedding": lambda n: list(range(1, n)),
 }
 
 
@@ -149,6 +153,11 @@ class Distiller(nn.Module):
 
     def prepare(self, teacher: nn.Module, batches: Iterable[torch.Tensor]) -> None:
         """Optional phase before distillation (FT pretrains its paraphraser). Default: nothing."""
+        return None
+
+    def start_epoch(self, epoch: int) -> None:
+        """Per-epoch state of the method, set at the start of every epoch (counted from 0),
+        also the first epoch of a resumed run (ReviewKD's warm-up). Default: nothing."""
         return None
 
 

@@ -15,9 +15,8 @@ nowhere, `random` by coin flips, `anti` where the policy says not to; only polic
 the routing pass. No host sync, no boolean indexing, random draws first (`draw_random`): the
 step can be captured whole (sakd.train.capture); it returns detached device tensors that the
 loop sums and syncs once per epoch. The step owns its per-run state: tau (a sakd.spots.tau
-clock), the distiller's pre-phase (FT) at a fresh start, its metric names. Eval-mode passes run
-on BatchNorm-folded views. bf16 (`autocast`, a speed option; fp32 is the paper's) is one
-autocast context per forward half. A trainable teacher's coupling: sakd.train.teacher_loss.
+clock), the distiller's pre-phase (FT) and per-epoch state, its metric names. Eval passes run
+BatchNorm-folded; bf16 `autocast` wraps each forward half; a trainable teacher: teacher_loss.
 """
 
 from __future__ import annotations
@@ -127,10 +126,11 @@ class DistillStep:
         self.tau = float(tau)
 
     def start_epoch(self, epoch: int, train_batches: Iterable | None = None) -> dict[str, float]:
-        """Set tau for `epoch`. Epoch 0 only happens on a fresh start: the distiller's own
-        phase (FT's paraphraser pretraining) runs there; a resumed run restores its result."""
+        """Set tau and the distiller's per-epoch state (ReviewKD's warm-up) for `epoch`. Epoch
+        0 is a fresh start only: the distiller's pre-phase (FT's pretraining) runs there."""
         if epoch == 0 and train_batches is not None:
             self.distiller.prepare(self.teacher, train_batches)
+        self.distiller.start_epoch(epoch)
         self.tau = self.clock.start_epoch(epoch)
         return {"tau": self.tau}
 
