@@ -29,9 +29,9 @@ def _mse_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def hcl_per_sample(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
     """HCL of each sample, shape [B]: (mse + sum_j w_j mse(pool_j)) / (1 + sum_j w_j).
 
-    mse at full resolution plus the adaptive-avg-pooled levels 4, 2, 1 with weights 1/2, 1/4,
-    1/8 (each level halves the weight); a level is used only when it is smaller than the map's
-    height, as in the reference (which reads the height only). Its batch mean is the reference's
+    mse at full resolution (weight 1) plus the adaptive-avg-pooled levels 4, 2, 1; a level is
+    used only when it is smaller than the map's height (the reference reads the height only),
+    and each level used halves the weight (1/2, 1/4, 1/8 on maps of 8x8 and up). Its batch mean is the reference's
     `hcl_loss` of one stage (every sample has the same number of elements)."""
     if f_s.shape != f_t.shape:
         raise ValueError(f"reviewkd: fused student map {list(f_s.shape)} and teacher map "
