@@ -31,8 +31,8 @@ def hcl_per_sample(f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
 
     mse at full resolution (weight 1) plus the adaptive-avg-pooled levels 4, 2, 1; a level is
     used only when it is smaller than the map's height (the reference reads the height only),
-    and each level used halves the weight (1/2, 1/4, 1/8 on maps of 8x8 and up). Its batch mean is the reference's
-    `hcl_loss` of one stage (every sample has the same number of elements)."""
+    and each level used halves the weight (1/2, 1/4, 1/8 on maps of 8x8 and up). Its batch
+    mean is the reference's `hcl_loss` of one stage (every sample has as many elements)."""
     if f_s.shape != f_t.shape:
         raise ValueError(f"reviewkd: fused student map {list(f_s.shape)} and teacher map "
                          f"{list(f_t.shape)} differ (the ABF output must match the teacher)")
