@@ -21,9 +21,11 @@ from sakd.distillers import (
 from sakd.registry import UnknownNameError
 
 B = 4
-NAMES = ["at", "cc", "crd", "dkd", "fitnet", "ft", "kd", "nst", "pkt", "rkd", "sp", "vid"]
+NAMES = ["at", "cc", "crd", "dkd", "fitnet", "ft", "kd", "nst", "pkt", "reviewkd", "rkd", "sp",
+         "vid"]
 TABLE_II = {"fitnet": 1, "at": 1000, "sp": 3000, "cc": 0.02, "vid": 1, "rkd": 1, "pkt": 30000,
-            "ft": 200, "nst": 50, "crd": 0.8, "kd": 0, "dkd": 0}
+            "ft": 200, "nst": 50, "crd": 0.8, "kd": 0, "dkd": 0,
+            "reviewkd": 1}  # not in Table II: mdistiller's REVIEWKD_WEIGHT
 FEATURE_METHODS = [n for n in NAMES if n not in ("kd", "dkd")]  # dkd: the logit spot only
 LABELS = torch.arange(24) % 3  # a tiny "training set": 24 samples, 3 classes
 INDEX = torch.tensor([0, 5, 10, 17])
@@ -72,6 +74,7 @@ def test_names_betas_and_unknown_name() -> None:
     ("fitnet", [2], [2]), ("at", [1, 2, 3], [1, 2, 3, 4]), ("nst", [1, 2, 3], [1, 2, 3, 4]),
     ("vid", [1, 2, 3], [1, 2, 3, 4]), ("sp", [3], [4]), ("ft", [3], [4]), ("cc", [4], [5]),
     ("rkd", [4], [5]), ("pkt", [4], [5]), ("crd", [4], [5]), ("kd", [], []), ("dkd", [], []),
+    ("reviewkd", [1, 2, 3, 4], [1, 2, 3, 4, 5]),
 ])
 def test_spots_follow_table_one(name: str, spots5: list[int], spots6: list[int]) -> None:
     assert build(name, student_feats(), teacher_feats()).spots == spots5
@@ -338,6 +341,9 @@ def test_student_parameters_are_the_learned_parts() -> None:
     assert _ids(cc_quirk.student_parameters()) == _ids(cc_quirk.embed_s.parameters())
     ft_d = build("ft", fs, ft)
     assert _ids(ft_d.student_parameters()) == _ids(ft_d.translator.parameters())
+    review = build("reviewkd", fs, ft)  # every ABF trains with the student
+    assert _ids(review.student_parameters()) == _ids(review.abfs.parameters())
+    assert [abf.attention is None for abf in review.abfs] == [False, False, False, True]
     crd = build("crd", fs, ft)
     assert not any(p.requires_grad for p in crd.memory.buffers())
 
@@ -448,6 +454,7 @@ def test_crd_memory_is_not_updated_in_eval_mode() -> None:
 
 def test_resolve_spots_rules() -> None:
     assert resolve_spots("blocks", 6) == [1, 2, 3, 4]
+    assert resolve_spots("blocks_and_embedding", 5) == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="unknown spot rule"):
         resolve_spots("everywhere", 5)
 

@@ -25,9 +25,10 @@ LABELS = torch.arange(24) % 4  # a tiny "training set" for CRD's memory bank
 # Inputs small enough to be fast, large enough that no spot map collapses to 1x1 (where the
 # normalised attention/factor maps of AT and FT are constant): 16x16 unless listed.
 INPUT_SIZE = {"mobilenetv2": 32, "resnet18": 64, "resnet34": 64}
-# Adapters with BatchNorm (FitNet's regressor, FT's translator) normalise over the whole batch,
-# so an unselected sample still shapes the selected ones' loss through the batch statistics.
-BATCH_COUPLED = {"fitnet", "ft"}
+# Adapters with BatchNorm (FitNet's regressor, FT's translator, ReviewKD's ABFs) normalise over
+# the whole batch, so an unselected sample still shapes the selected ones' loss through the
+# batch statistics.
+BATCH_COUPLED = {"fitnet", "ft", "reviewkd"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -74,11 +74,12 @@ def test_comparison_table_values_over_two_seeds():
 
 def test_comparison_rows_follow_the_paper_order():
     results = parse_evaluate(evaluate_data(
-        *(run(d, "always", 0, 70.0) for d in ("crd", "pkt", "mykd", "fitnet", "at"))
+        *(run(d, "always", 0, 70.0)
+          for d in ("crd", "pkt", "mykd", "reviewkd", "fitnet", "at"))
     ))
     labels = [row[0] for row in comparison_table(results, PAIR).rows]
     assert labels == ["T, pretrain stage (resnet56)", "S, pretrain stage (resnet20)",
-                      "KD", "FitNet", "AT", "PKT", "CRD", "MYKD"]
+                      "KD", "FitNet", "AT", "PKT", "CRD", "MYKD", "ReviewKD"]
 
 
 def test_negative_delta_is_signed():

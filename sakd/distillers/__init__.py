@@ -1,5 +1,5 @@
 """The distiller zoo: *what* to distill (KD, FitNet, AT, SP, CC, VID, RKD, PKT, FT, NST, CRD,
-DKD).
+DKD, ReviewKD).
 
     from sakd.distillers import create_distiller, default_beta
     distiller = create_distiller("at", feats_s, feats_t)   # example features of a probe forward
@@ -23,6 +23,7 @@ from sakd.distillers import (  # noqa: F401  (method modules: imported to regist
     kd,
     nst,
     pkt,
+    reviewkd,
     rkd,
     sp,
     vid,

@@ -32,12 +32,16 @@ from sakd.distillers.target import teacher_target
 #   "last_block" -> [L-2]          the last block output (SP, FT)
 #   "embedding"  -> [L-1]          the pooled embedding (CC, RKD, PKT, CRD)
 #   "none"       -> []             plain KD: only the logit spot
+#   "blocks_and_embedding" -> [1, ..., L-1]  every block output and the pooled embedding
+#                  (ReviewKD: mdistiller fuses the stage outputs and the pooled feature as a
+#                  1x1 map; the stem is not distilled)
 SPOT_RULES: dict[str, object] = {
     "hint": lambda n: [2],
     "blocks": lambda n: list(range(1, n - 1)),
     "last_block": lambda n: [n - 2],
     "embedding": lambda n: [n - 1],
     "none": lambda n: [],
+    "blocks_and_embedding": lambda n: list(range(1, n)),
 }
 
 
@@ -154,7 +158,8 @@ class Distiller(nn.Module):
         return None
 
     def start_epoch(self, epoch: int) -> None:
-        """Per-epoch state (DKD's warm-up), set before each epoch, resumed ones included."""
+        """Per-epoch state of the method (DKD's and ReviewKD's warm-ups), set at the start of
+        every epoch (counted from 0), also the first epoch of a resumed run. Default: nothing."""
         return None
 
     def logit_per_sample(

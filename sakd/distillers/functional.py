@@ -6,8 +6,9 @@ Same math as the reference implementations used by the CRD benchmark (RepDistill
 sits on top of its method's module (sakd/distillers/<method>.py). The plain functions return
 the batch-mean scalar; alongside each one is the variant a strategy gates:
 
-- element-wise losses (KD, DKD, FitNet, AT, NST, FT, VID): `*_per_sample` returns one loss per
-  sample, shape [B], whose mean is the plain loss (gate it with `gating.gated_mean`);
+- element-wise losses (KD, DKD, FitNet, AT, NST, FT, VID, ReviewKD's HCL): `*_per_sample`
+  returns one loss per sample, shape [B], whose mean is the plain loss (gate it with
+  `gating.gated_mean`);
 - relational losses (SP, CC, RKD, PKT): `*_masked(..., gate)` returns the loss of the selected
   subset times n/B (n selected out of B), computed by masking instead of indexing, so it never
   syncs with the host, is exactly 0 for an empty subset and equals the plain loss for an
@@ -28,6 +29,7 @@ from sakd.distillers.gating import gated_mean, pair_gate, selected_count
 from sakd.distillers.kd import kd, kd_masked, kd_per_sample
 from sakd.distillers.nst import nst, nst_per_sample
 from sakd.distillers.pkt import PKT_EPS, pkt, pkt_masked
+from sakd.distillers.reviewkd import hcl, hcl_per_sample
 from sakd.distillers.rkd import PDIST_EPS, rkd, rkd_masked
 from sakd.distillers.sp import sp, sp_masked
 from sakd.distillers.vid import vid_per_sample
@@ -49,6 +51,8 @@ __all__ = [
     "ft",
     "ft_per_sample",
     "gated_mean",
+    "hcl",
+    "hcl_per_sample",
     "kd",
     "kd_masked",
     "kd_per_sample",

@@ -26,7 +26,7 @@ STRATEGY_HEADERS = {
     "adaptive": "Adaptive", "always": "Always", "anti": "Anti", "random": "Rand", "never": "No",
 }
 ABLATION_ONLY = ("anti", "random", "never")
-PAPER_ROW_NAMES = {"kd": "KD", "fitnet": "FitNet"}
+PAPER_ROW_NAMES = {"kd": "KD", "fitnet": "FitNet", "reviewkd": "ReviewKD"}  # else upper case
 
 
 @dataclass(frozen=True)
