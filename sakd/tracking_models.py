@@ -51,7 +51,7 @@ def _served(net: nn.Module, x: torch.Tensor,
     if normalisation is None:
         return net, x
     served = Normalised(net, normalisation["mean"], normalisation["std"]).eval()
-    return served, (x * served.std + served.mean).contiguous()
+    return served, (x * served.std + served.mean).clamp(0, 1).contiguous()  # rounding
 
 
 def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
@@ -78,7 +78,9 @@ def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
             artifact_path=None, name=name, flavor=tracking_serving, pytorch_model=served,
             input_example=x.numpy(), extra_files=extra,
             signature=infer_signature(x.numpy(), logits.numpy()),
-            metadata={"inputs": tracking_serving.INPUT_CONTRACT,
+            unit_range=normalisation is not None,
+            metadata={"inputs": tracking_serving.INPUT_CONTRACT if normalisation is not None
+                      else tracking_serving.NORMALISED_CONTRACT,
                       "outputs": "float32 logits, shape (N, classes)"},
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )

@@ -20,6 +20,11 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 INPUT_CONTRACT = ("float32 images scaled to [0, 1] (divide 8-bit pixels by 255), shape "
                   "(N, C, H, W); the training normalisation is inside the model")
+# a network logged without its normalisation (none recorded) takes what its loaders gave it
+NORMALISED_CONTRACT = ("float32 images normalised as in training (this model holds no "
+                       "normalisation), shape (N, C, H, W)")
+UNIT_RANGE_KEY = "inputs_in_unit_range"  # in the python_function flavour's config
+ROUNDING = 1e-4  # [0, 1] images converted from another scale may stray by float rounding
 
 
 class InputRejected(MlflowException):
@@ -40,16 +45,20 @@ class InputRejected(MlflowException):
         pass
 
 
-def check_images(x: np.ndarray) -> None:
-    """InputRejected naming what is wrong with a batch of images under INPUT_CONTRACT."""
+def check_images(x: np.ndarray, unit_range: bool = True) -> None:
+    """InputRejected naming what is wrong with a batch of images: non-finite values, and with
+    `unit_range` (the normalisation inside) values outside [0, 1]."""
+    contract = INPUT_CONTRACT if unit_range else NORMALISED_CONTRACT
     bad = ~np.isfinite(x)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InputRejected(f"inputs hold {int(bad.sum())} non-finite values (NaN or Inf), the "
-                            f"first at index {first}: send {INPUT_CONTRACT}")
+                            f"first at index {first}: send {contract}")
+    if not unit_range:
+        return
     low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
-    if low < 0.0 or high > 1.0:
-        hint = " (0-255 pixels? divide by 255)" if high > 1.0 and low >= 0.0 else ""
+    if low < -ROUNDING or high > 1.0 + ROUNDING:
+        hint = " (0-255 pixels? divide by 255)" if high > 1.0 and low >= -ROUNDING else ""
         raise InputRejected(f"inputs range over [{low:g}, {high:g}], outside [0, 1]{hint}: "
                             f"send {INPUT_CONTRACT}")
 
@@ -57,8 +66,9 @@ def check_images(x: np.ndarray) -> None:
 class CheckedImages:
     """The pyfunc model: the contract checked, then the network's logits (float32, (N, K))."""
 
-    def __init__(self, network: Any) -> None:
+    def __init__(self, network: Any, unit_range: bool) -> None:
         self.network = network
+        self.unit_range = unit_range
 
     def get_raw_model(self) -> Any:
         return self.network
@@ -67,22 +77,25 @@ class CheckedImages:
         import torch
 
         if not isinstance(data, np.ndarray):
-            raise InputRejected(f"expected {INPUT_CONTRACT}, got a {type(data).__name__}")
-        check_images(data)
+            raise InputRejected(f"expected an array of images, got a {type(data).__name__}")
+        check_images(data, self.unit_range)
         with torch.no_grad():
             logits = self.network(torch.from_numpy(np.ascontiguousarray(data, np.float32)))
         return logits.detach().cpu().numpy()
 
 
-def save_model(pytorch_model: Any, path: str, mlflow_model: Any = None, **kwargs: Any) -> None:
-    """MLflow's pytorch flavour, with this module as the `python_function` loader
-    (called by `mlflow.models.Model.log(flavor=this module)`)."""
+def save_model(pytorch_model: Any, path: str, mlflow_model: Any = None, unit_range: bool = True,
+               **kwargs: Any) -> None:
+    """MLflow's pytorch flavour, with this module as the `python_function` loader (called by
+    `mlflow.models.Model.log(flavor=this module)`); `unit_range`: the model takes [0, 1]."""
     import mlflow.pytorch
     from mlflow.models.model import MLMODEL_FILE_NAME
     from mlflow.pyfunc import FLAVOR_NAME
 
     mlflow.pytorch.save_model(pytorch_model, path, mlflow_model=mlflow_model, **kwargs)
-    mlflow_model.flavors[FLAVOR_NAME]["loader_module"] = __name__
+    flavour = mlflow_model.flavors[FLAVOR_NAME]
+    flavour["loader_module"] = __name__
+    flavour.setdefault("config", {})[UNIT_RANGE_KEY] = bool(unit_range)
     mlflow_model.save(str(Path(path) / MLMODEL_FILE_NAME))
 
 
@@ -90,4 +103,5 @@ def _load_pyfunc(path: str, model_config: dict | None = None) -> CheckedImages:
     """`path` is the model's data folder: the network is the pytorch flavour beside it."""
     import mlflow.pytorch
 
-    return CheckedImages(mlflow.pytorch.load_model(str(Path(path).parent)))
+    unit_range = bool((model_config or {}).get(UNIT_RANGE_KEY, True))
+    return CheckedImages(mlflow.pytorch.load_model(str(Path(path).parent)), unit_range)
