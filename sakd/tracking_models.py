@@ -1,6 +1,6 @@
 """A trained network as an MLflow model that can be loaded without running code from the store.
 
-Served (`mlflow models serve`, `mlflow.pyfunc`) through sakd.tracking_serving, which checks the
+Served (`mlflow models serve`, `mlflow.pyfunc`) through sakd.tracking.served, which checks the
 input contract (images scaled to [0, 1], finite) and answers a bad request with a 400 and why.
 
 MLflow's pytorch flavour keeps the network as a torch.export program (or a pickle): that copy is
@@ -61,7 +61,7 @@ def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
     WEIGHTS_FILE; returns the model URI."""
     from mlflow.models import Model, infer_signature
 
-    from sakd import tracking_serving
+    from sakd.tracking import served as flavour
 
     net = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
     x = example[:2].detach().cpu().float().contiguous()
@@ -75,12 +75,12 @@ def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
             torch.save(state, Path(tmp) / WEIGHTS_FILE)
             extra = [str(Path(tmp) / WEIGHTS_FILE)]
         info = Model.log(
-            artifact_path=None, name=name, flavor=tracking_serving, pytorch_model=served,
+            artifact_path=None, name=name, flavor=flavour, pytorch_model=served,
             input_example=x.numpy(), extra_files=extra,
             signature=infer_signature(x.numpy(), logits.numpy()),
             unit_range=normalisation is not None,
-            metadata={"inputs": tracking_serving.INPUT_CONTRACT if normalisation is not None
-                      else tracking_serving.NORMALISED_CONTRACT,
+            metadata={"inputs": flavour.INPUT_CONTRACT if normalisation is not None
+                      else flavour.NORMALISED_CONTRACT,
                       "outputs": "float32 logits, shape (N, classes)"},
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )

@@ -285,7 +285,7 @@ def test_macs_count_conv_and_linear_layers_per_image():
 def test_served_inputs_are_refused_with_the_reason_alone():
     """NaN/Inf and values outside [0, 1] are refused by name; MLflow's scoring server rewrites
     a model error's message to start with the whole request, which InputRejected ignores."""
-    from sakd.tracking_serving import InputRejected, check_images
+    from sakd.tracking.served import InputRejected, check_images
 
     x = np.zeros((2, 3, 4, 4), np.float32)
     check_images(x)  # black images are fine
