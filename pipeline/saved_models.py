@@ -19,6 +19,7 @@ from pipeline.errors import UserError
 from sakd.data import get_dataset_info
 from sakd.models import create_model
 from sakd.models.normalise import Normalised, recorded_normalisation
+from sakd.tracking.relocation import readable_source
 from sakd.tracking_errors import redact, store_errors
 from sakd.tracking_models import WEIGHTS_PATH
 from sakd.train.checkpoint import CheckpointError, load_checkpoint, load_module_state
@@ -90,8 +91,9 @@ def _download(uri: str, tracking_uri: str, folder: Path) -> Path:
 
     try:
         with store_errors(tracking_uri), _quiet():
+            source = readable_source(uri, tracking_uri)  # also from a copied project's store
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=str(folder), tracking_uri=tracking_uri)
+                artifact_uri=source, dst_path=str(folder), tracking_uri=tracking_uri)
     except (MlflowException, OSError) as err:
         detail = " ".join(str(err).split())[:300]
         raise UserError(f"cannot read MLflow model {uri} from {redact(tracking_uri)}: {detail}. "

@@ -1,5 +1,8 @@
 """A trained network as an MLflow model that can be loaded without running code from the store.
 
+Served (`mlflow models serve`, `mlflow.pyfunc`) through sakd.tracking.served, which checks the
+input contract (images scaled to [0, 1], finite) and answers a bad request with a 400 and why.
+
 MLflow's pytorch flavour keeps the network as a torch.export program (or a pickle): that copy is
 what `mlflow models serve` and `mlflow.pytorch.load_model` use, and loading either may run code
 (a pickle by design; torch.export's loader falls back to unpickling). Beside it, as an extra file
@@ -48,7 +51,7 @@ def _served(net: nn.Module, x: torch.Tensor,
     if normalisation is None:
         return net, x
     served = Normalised(net, normalisation["mean"], normalisation["std"]).eval()
-    return served, (x * served.std + served.mean).contiguous()
+    return served, (x * served.std + served.mean).clamp(0, 1).contiguous()  # rounding
 
 
 def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
@@ -56,8 +59,9 @@ def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
     """Log `model` (a CPU copy in eval mode, with the training `normalisation` inside when
     given) as the MLflow model `name` of the active run, with a signature, an input example and
     WEIGHTS_FILE; returns the model URI."""
-    import mlflow.pytorch
-    from mlflow.models import infer_signature
+    from mlflow.models import Model, infer_signature
+
+    from sakd.tracking import served as flavour
 
     net = copy.deepcopy(model).cpu().eval().to(memory_format=torch.contiguous_format)
     x = example[:2].detach().cpu().float().contiguous()
@@ -70,9 +74,14 @@ def log_pytorch_model(model: nn.Module, name: str, example: torch.Tensor,
         if state is not None:
             torch.save(state, Path(tmp) / WEIGHTS_FILE)
             extra = [str(Path(tmp) / WEIGHTS_FILE)]
-        info = mlflow.pytorch.log_model(
-            served, name=name, input_example=x.numpy(), extra_files=extra,
+        info = Model.log(
+            artifact_path=None, name=name, flavor=flavour, pytorch_model=served,
+            input_example=x.numpy(), extra_files=extra,
             signature=infer_signature(x.numpy(), logits.numpy()),
+            unit_range=normalisation is not None,
+            metadata={"inputs": flavour.INPUT_CONTRACT if normalisation is not None
+                      else flavour.NORMALISED_CONTRACT,
+                      "outputs": "float32 logits, shape (N, classes)"},
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
         )
     return info.model_uri

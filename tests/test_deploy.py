@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -206,16 +207,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _post(url: str, payload: dict) -> dict:
+def _post(url: str, payload: dict) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=json.dumps(payload).encode(),
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:  # a 4xx answer: its JSON body says why
+        return err.code, json.loads(err.read())
+
+
+def _raw_pixels(root: Path, n: int) -> torch.Tensor:
+    """Test images as a user has them: scaled to [0, 1], not normalised."""
+    _, _, data = build_loaders("digits", root / "data", batch_size=4, device="cpu")
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (data.mean, data.std))
+    return (_test_batch(root, n) * std + mean).clamp(0, 1).contiguous()
 
 
 @pytest.mark.slow
-def test_readme_serving_example_answers_with_the_pytorch_logits(project):
-    """The README's `mlflow models serve` command against the registry alias, on loopback."""
+def test_readme_serving_example_answers_raw_pixels_and_refuses_bad_inputs_with_a_reason(project):
+    """The README's `mlflow models serve` command against the registry alias, on loopback:
+    images scaled to [0, 1] give PyTorch's logits; NaN, 0-255 pixels and a wrong shape get a
+    400 whose message says why without echoing the request (the shape one is MLflow's own)."""
     root, _, uri = project
     port = _free_port()
     cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}@{ALIAS}",
@@ -223,6 +236,10 @@ def test_readme_serving_example_answers_with_the_pytorch_logits(project):
     server = subprocess.Popen(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}/invocations"
+    x = _raw_pixels(root, 4)
+    nan, pixels = x.clone(), (x * 255).round()
+    nan[1, 2, 3, 4] = float("nan")
     try:
         deadline = time.monotonic() + 240
         while True:
@@ -233,16 +250,23 @@ def test_readme_serving_example_answers_with_the_pytorch_logits(project):
             except OSError:
                 assert time.monotonic() < deadline, "server did not answer /ping in 240 s"
                 time.sleep(1)
-        x = _test_batch(root, 4)
-        got = np.asarray(_post(f"http://127.0.0.1:{port}/invocations",
-                               {"inputs": x.numpy().tolist()})["predictions"])
+        status, body = _post(url, {"inputs": x.numpy().tolist()})
+        answers = {name: _post(url, {"inputs": bad.numpy().tolist()})
+                   for name, bad in (("nan", nan), ("pixels", pixels), ("shape", x[:, :2]))}
     finally:
         os.killpg(server.pid, 15)  # the server and its workers: the group this test started
         server.wait(timeout=30)
     model = mlflow.pytorch.load_model(f"models:/{NAME}@{ALIAS}")
+    got = np.asarray(body["predictions"])
     with torch.no_grad():
         np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5, rtol=0)
-    assert got.argmax(1).tolist() == model(x).argmax(1).tolist()
+    assert status == 200 and got.argmax(1).tolist() == model(x).argmax(1).tolist()
+    assert [answers[k][0] for k in answers] == [400, 400, 400]
+    assert answers["nan"][1]["message"].startswith(
+        "inputs hold 1 non-finite values (NaN or Inf), the first at index (1, 2, 3, 4)")
+    assert answers["pixels"][1]["message"].startswith("inputs range over [0, 255], outside [0, 1]")
+    assert all(len(answers[k][1]["message"]) < 300 for k in ("nan", "pixels"))
+    assert "does not match expected shape (-1, 3, 8, 8)" in answers["shape"][1]["message"]
 
 
 def test_macs_count_conv_and_linear_layers_per_image():
@@ -256,3 +280,21 @@ def test_macs_count_conv_and_linear_layers_per_image():
     conv2 = 8 * 8 * 4 * 2 * 3 * 3
     assert count_macs(net, (3, 8, 8)) == conv1 + conv2 + 256 * 10
     assert net.training  # restored after the count
+
+
+def test_served_inputs_are_refused_with_the_reason_alone():
+    """NaN/Inf and values outside [0, 1] are refused by name; MLflow's scoring server rewrites
+    a model error's message to start with the whole request, which InputRejected ignores."""
+    from sakd.tracking.served import InputRejected, check_images
+
+    x = np.zeros((2, 3, 4, 4), np.float32)
+    check_images(x)  # black images are fine
+    x[1, 0, 2, 3] = np.inf
+    with pytest.raises(InputRejected, match=r"1 non-finite values .* index \(1, 0, 2, 3\)") as err:
+        check_images(x)
+    err.value.message = f"Failed to predict data '{x}'. Error: {err.value.message}"
+    assert err.value.message.startswith("inputs hold 1 non-finite")
+    assert err.value.get_http_status_code() == 400
+    with pytest.raises(InputRejected, match=r"range over \[-0\.5, 0\.25\]") as err:
+        check_images(np.array([-0.5, 0.25], np.float32).reshape(1, 1, 1, 2))
+    assert "divide by 255" not in str(err.value)  # normalised twice, not 8-bit pixels

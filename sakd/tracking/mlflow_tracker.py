@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sakd.tracking.base import EXPERIMENT_KIND_TAG, Tracker, end_status
-from sakd.tracking.server import give_up_at_once, limit_retries, timeout_seconds
+from sakd.tracking.relocation import rehome_experiment
+from sakd.tracking.server import (
+    give_up_at_once,
+    is_http,
+    limit_retries,
+    timeout_seconds,
+)
 from sakd.tracking_errors import TrackingStoreError, guarded, store_errors
 
 
@@ -48,10 +54,14 @@ class MLflowTracker(Tracker):
     def _experiment_id(self, name: str) -> str:
         client = self._client()
         exp = client.get_experiment_by_name(name)
+        home = self._artifact_home(name)
         if exp is not None:
+            if home is not None:  # a copied or cloned store: new runs land in the copy
+                rehome_experiment(self.tracking_uri, exp.experiment_id, exp.artifact_location,
+                                  home)
             return exp.experiment_id
         # one artifact folder per experiment: mlruns/<experiment>/<run id>/artifacts
-        location = (self.artifact_root / name).resolve().as_uri() if self.artifact_root else None
+        location = home.resolve().as_uri() if home is not None else None
         try:
             exp_id = client.create_experiment(
                 name, artifact_location=location, tags=dict([EXPERIMENT_KIND_TAG])
@@ -62,6 +72,14 @@ class MLflowTracker(Tracker):
                 raise
             exp_id = exp.experiment_id
         return exp_id
+
+    def _artifact_home(self, experiment: str) -> Path | None:
+        """Where an experiment's artifacts go: under `artifact_root`, except behind a tracking
+        server, which decides (`mlflow-artifacts:/` URIs with `--serve-artifacts`, so every
+        machine reads what any machine logged)."""
+        if self.artifact_root is None or is_http(self.tracking_uri):
+            return None
+        return self.artifact_root / experiment
 
     @contextlib.contextmanager
     def run(self, experiment, run_name, tags, params, run_id=None, nested=False):
@@ -159,8 +177,6 @@ class MLflowTracker(Tracker):
 def _metric_key(key: str) -> str:
     """MLflow allows letters, digits, _ - . / and spaces in keys."""
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
-
-
 
 
 def _quoted(value: str) -> str:
