@@ -12,7 +12,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from sakd.build import build_distill_run, build_distill_step, build_supervised_run
+from sakd.build import build_distill_run, build_distill_step
+from sakd.build_pretrain import build_supervised_run
 from sakd.config import DistillConfig, load_params
 from sakd.data import fetch_dataset
 from sakd.distillers import create_distiller, list_distillers
