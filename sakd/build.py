@@ -20,11 +20,13 @@ from torch import nn
 from sakd.build_common import Run, Schedulers, multistep, place, sgd, split_loaders
 from sakd.config import DistillConfig, Params
 from sakd.distillers import Distiller, create_distiller, distiller_options
+from sakd.distillers.kd import logit_loss
 from sakd.models import create_model
 from sakd.models.base import SpotNet
 from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.router_lr import router_lr_scheduler
 from sakd.spots.routing import RoutingNetwork, eval_mode
+from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
 from sakd.train import distributed
@@ -36,9 +38,11 @@ from sakd.train.runtime import (
     seed_everything,
     unique_parameters,
 )
-from sakd.train.teacher_loss import TEACHER_TRAINABLE
+from sakd.train.step_losses import StepLosses
+from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
-__all__ = ["Run", "Schedulers", "build_distill_run", "build_distill_step", "lr_schedulers"]
+__all__ = ["Run", "Schedulers", "build_distill_run", "build_distill_step", "lr_schedulers",
+           "step_losses"]
 
 
 # ---------------------------------------------------------------------------- the SAKD step
@@ -72,7 +76,8 @@ def build_distill_step(
     cfg = cfg or DistillConfig()
     strategy = create_strategy(strategy_name)
     _check_pair(student, teacher, distiller)
-    trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
+    losses = step_losses(cfg, distiller, beta2)
+    trainable = losses.teacher_trainable
     teacher.requires_grad_(trainable)
     if not trainable:
         teacher.eval()
@@ -98,11 +103,23 @@ def build_distill_step(
         optimizers["router"] = sgd(unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
                                     cfg.momentum, cfg.router_weight_decay, **impl)
     return DistillStep(
-        student, teacher, distiller, strategy, cfg, optimizers,
-        _tau_clock(cfg, tau, steps_per_epoch),
-        beta2=cfg.beta2_for(distiller) if beta2 is None else beta2,
-        policy=policy, routing=routing, generator=generator, autocast=autocast,
-        fold_batchnorm=fold_batchnorm,
+        student, teacher, distiller, strategy, losses, optimizers,
+        _tau_clock(cfg, tau, steps_per_epoch), policy=policy, routing=routing,
+        generator=generator, autocast=autocast, fold_batchnorm=fold_batchnorm,
+    )
+
+
+def step_losses(cfg: DistillConfig, distiller: Distiller, beta2: float | None = None) -> StepLosses:
+    """Eq. 7's terms for `distiller` under `cfg`: the teacher mode and everything that depends
+    on it (the routing loss variant, the CE weight) are decided here, once; `beta2` overrides
+    the config's value for the distiller (else its Table II default)."""
+    trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
+    return StepLosses(
+        logit_loss=logit_loss(distiller, cfg.kd_T), beta1=cfg.beta1,
+        beta2=cfg.beta2_for(distiller) if beta2 is None else beta2, beta3=cfg.beta3,
+        gamma=cfg.gamma_for(distiller.name),
+        routing_loss=get_routing_loss(cfg.routing_loss, trainable),
+        teacher_loss=create_teacher_loss(cfg.teacher_loss), teacher_trainable=trainable,
     )
 
 
