@@ -17,7 +17,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from sakd.build_common import Run, Schedulers, multistep, place, sgd, split_loaders
+from sakd.build_common import (
+    Schedulers,
+    evaluation,
+    multistep,
+    place,
+    run_metadata,
+    sgd,
+    split_loaders,
+)
 from sakd.config import DistillConfig, Params
 from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.distillers.kd import logit_loss
@@ -32,6 +40,7 @@ from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
 from sakd.train import distributed
 from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep
+from sakd.train.job import TrainingJob
 from sakd.train.runtime import (
     autocast_enabled,
     optimizer_kwargs,
@@ -41,7 +50,7 @@ from sakd.train.runtime import (
 from sakd.train.step_losses import StepLosses
 from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
-__all__ = ["Run", "Schedulers", "build_distill_run", "build_distill_step", "lr_schedulers",
+__all__ = ["Schedulers", "TrainingJob", "build_distill_run", "build_distill_step", "lr_schedulers",
            "step_losses"]
 
 
@@ -196,10 +205,11 @@ def build_distill_run(
     teacher: SpotNet | Callable[[int], SpotNet],
     student_arch: str, distiller_name: str, strategy: str, seed: int,
     cfg: DistillConfig | None = None,
-) -> Run:
+) -> TrainingJob:
     """A distillation run of `teacher` -> a fresh `student_arch` (`cfg` overrides
     params.distill: the tuner's trials). `teacher` is a network, or a function of the
-    dataset's class count that returns one; it is placed on the device here."""
+    dataset's class count that returns one; it is placed on the device here. The caller adds
+    the checkpoint path, the config hash and what it records (sakd.train.job)."""
     cfg = cfg or params.distill
     seed_everything(seed, params.runtime.deterministic)
     loaders = split_loaders(params, data_root, device, cfg.batch_size, seed)
@@ -221,10 +231,19 @@ def build_distill_run(
     )
     _data_parallel_step(step, seed)
     run_step = CapturedStep(step) if params.runtime.capture else step
-    return Run(run_step, student, step.optimizers,
-               lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
-                             cfg.router_lr_schedule),
-               train_loader, loaders.val, loaders.test, info, autocast)
+    return TrainingJob(
+        step=run_step, train_loader=train_loader,
+        evaluate=evaluation(student, loaders.val, autocast),
+        test=evaluation(student, loaders.test, autocast), epochs=cfg.epochs,
+        modules=step.modules_to_checkpoint(), optimizers=step.optimizers,
+        schedulers=lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
+                                 cfg.router_lr_schedule),
+        metadata={**run_metadata(student_arch, params.data.dataset, info),
+                  "distiller": distiller_name, "strategy": strategy, "seed": seed,
+                  "spot_names": step.spot_names},
+        on_epoch_start=lambda epoch: run_step.start_epoch(epoch, train_loader),
+        summarize=run_step.epoch_metrics, model=student, data=loaders,
+    )
 
 
 def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:
