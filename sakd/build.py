@@ -72,6 +72,7 @@ def build_distill_step(
     channels_last: bool = False,
     fold_batchnorm: bool = True,
     fused_optimizer: bool = False,
+    features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
 ) -> DistillStep:
     """A DistillStep for `strategy_name`, with its policy, adapters and optimisers.
 
@@ -81,6 +82,7 @@ def build_distill_step(
     schedule runs over cfg.epochs x `steps_per_epoch`. A frozen teacher is put in eval mode
     with requires_grad off. Place the networks on their device and memory format first (the
     BN-folded views copy conv weights). `fused_optimizer`: fused (CUDA) or foreach SGD steps.
+    `features`: (student, teacher) features of `example_x` when the caller has them already.
     """
     cfg = cfg or DistillConfig()
     strategy = create_strategy(strategy_name)
@@ -92,7 +94,7 @@ def build_distill_step(
         teacher.eval()
     policy = routing = None
     if strategy.uses_policy:
-        feats_s, feats_t = _example_features((student, teacher), example_x)
+        feats_s, feats_t = features or _example_features((student, teacher), example_x)
         embed_t, embed_s = feats_t[-1].flatten(1), feats_s[-1].flatten(1)
         init = resolve_policy_init(cfg.policy_init, getattr(teacher, "arch", None),
                                    getattr(student, "arch", None))
@@ -227,7 +229,7 @@ def build_distill_run(
         student, teacher, distiller, strategy, example_x, cfg, lr=cfg.lr_for(student_arch),
         steps_per_epoch=len(train_loader), autocast=autocast,
         channels_last=params.runtime.channels_last,
-        fused_optimizer=params.runtime.fused_optimizer,
+        fused_optimizer=params.runtime.fused_optimizer, features=(feats_s, feats_t),
     )
     _data_parallel_step(step, seed)
     run_step = CapturedStep(step) if params.runtime.capture else step
