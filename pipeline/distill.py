@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from pipeline.cells import Cell, skip_finished
 from pipeline.decisions import write_decision_grid
@@ -31,26 +30,11 @@ from pipeline.outputs import (
 from pipeline.paths import Layout, run_key
 from pipeline.settings import git_commit, make_tracker, open_store_early
 from pipeline.trained import load_trained
-from sakd.build import Run, build_distill_run
+from sakd.build import build_distill_run
 from sakd.config import DistillConfig, Params, config_hash, flatten
 from sakd.models import SpotNet, create_model
-from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.tracking import Tracker
 from sakd.train.loop import RunSpec, TrainingJob, fit
-
-
-@dataclass
-class Distillation:
-    """A ready-to-fit distillation run with its tracking tags and params."""
-
-    job: TrainingJob
-    run: Run
-    tags: dict[str, str]
-    params: dict[str, Any]
-
-    @property
-    def step(self):
-        return self.run.step
 
 
 def _teacher_factory(params: Params, root: Path, arch: str) -> Callable[[int], SpotNet]:
@@ -78,46 +62,35 @@ def build_distillation(
     params: Params, root: Path, teacher_arch: str, student_arch: str, distiller_name: str,
     strategy: str, seed: int, checkpoint_path: Path, cfg: DistillConfig | None = None,
     progress: bool = True, with_test: bool = True,
-) -> Distillation:
-    """Assemble a distillation run; `cfg` overrides params.distill (the tuner's trials, built
-    with `with_test=False`)."""
+) -> TrainingJob:
+    """The builder's run plus what the pipeline owns: the teacher checkpoint it loads, the
+    checkpoint path and config hash, the MLflow tags and params. `cfg` overrides
+    params.distill (the tuner's trials, built with `with_test=False`)."""
     cfg = cfg or params.distill
     data = params.data
-    run = build_distill_run(params, root / data.root, training_device(params.runtime, root),
+    job = build_distill_run(params, root / data.root, training_device(params.runtime, root),
                             _teacher_factory(params, root, teacher_arch), student_arch,
                             distiller_name, strategy, seed, cfg)
-    step = run.step
-    job = TrainingJob(
-        step=step, train_loader=run.train_loader, evaluate=run.evaluate, epochs=cfg.epochs,
-        test=run.test if with_test else None,  # tuning trials never read the test split
-        modules=step.modules_to_checkpoint(), optimizers=run.optimizers,
-        schedulers=run.schedulers, checkpoint_path=checkpoint_path,
-        config_hash=distill_hash(params, teacher_arch, student_arch, distiller_name, strategy,
-                                 seed, cfg),
-        metadata={
-            "arch": student_arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
-            "teacher": teacher_arch, "distiller": distiller_name, "strategy": strategy,
-            "seed": seed, "spot_names": step.spot_names,
-            NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std),
-        },
-        on_epoch_start=lambda epoch: step.start_epoch(epoch, run.train_loader),
-        summarize=step.epoch_metrics,
-        progress=progress,
-    )
+    config_hash = distill_hash(params, teacher_arch, student_arch, distiller_name, strategy,
+                               seed, cfg)
     tags = {
         "stage": "distill", "dataset": data.dataset, "teacher": teacher_arch,
         "student": student_arch, "pair": f"{teacher_arch}-{student_arch}",
         "distiller": distiller_name, "strategy": strategy, "seed": str(seed),
-        "git_commit": git_commit(root), "params_hash": job.config_hash,
+        "git_commit": git_commit(root), "params_hash": config_hash,
         **source_tags(root, f"sakd distill --teacher {teacher_arch} --student {student_arch} "
                             f"--distiller {distiller_name} --strategy {strategy} --seed {seed}"),
     }
     run_params = {
         **flatten(data, "data"), **flatten(cfg, "distill"), "teacher": teacher_arch,
         "student": student_arch, "distiller": distiller_name, "strategy": strategy,
-        "seed": seed, "beta2_effective": step.beta2,
+        "seed": seed, "beta2_effective": job.step.beta2,
     }
-    return Distillation(job, run, tags, run_params)
+    return replace(
+        job, checkpoint_path=checkpoint_path, config_hash=config_hash, progress=progress,
+        test=job.test if with_test else None,  # tuning trials never read the test split
+        metadata={**job.metadata, "teacher": teacher_arch}, tags=tags, params=run_params,
+    )
 
 
 def run_distill_cell(
@@ -183,17 +156,17 @@ def run_distill(
                   ["epoch", *spot_names])
         write_json(layout.distill_metrics(key), metrics)
         tracker.log_metrics({"final/top1": metrics["top1"], "final/top5": metrics["top5"]},
-                            step=d.job.epochs)
+                            step=d.epochs)
         tracker.log_artifact(plots / "curves.csv", "plots")
         tracker.log_artifact(plots / "route.csv", "plots")
         if params.distill.decision_grid and d.step.strategy.uses_policy:  # others: fixed
             with tempfile.TemporaryDirectory() as tmp:
-                for path in write_decision_grid(d.step, d.run.val_loader, d.run.info,
+                for path in write_decision_grid(d.step, d.data.val, d.data.info,
                                                 params.distill.decision_grid, Path(tmp)):
                     tracker.log_artifact(path, "decisions")
         tracker.log_artifact(ckpt, "checkpoint")
-        log_dataset_and_model(tracker, d.run, params.data.dataset,
+        log_dataset_and_model(tracker, d, params.data.dataset,
                               root / params.data.root / params.data.dataset)
 
-    fit(d.job, tracker, spec, on_finish=finish)
+    fit(d, tracker, spec, on_finish=finish)
     return metrics

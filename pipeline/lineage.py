@@ -13,7 +13,7 @@ from sakd.models.normalise import normalisation_record
 from sakd.tracking import MODEL_NAME, DatasetRecord, Tracker
 
 if TYPE_CHECKING:
-    from sakd.build_common import Run
+    from sakd.train.job import TrainingJob
 
 WHOLE_FILE_LIMIT = 256 * 2**20  # larger files are digested by size + first and last MiB
 _EDGE = 2**20
@@ -60,13 +60,14 @@ def dataset_record(dataset: str, folder: Path, splits: dict[str, int]) -> Datase
                          splits=splits)
 
 
-def log_dataset_and_model(tracker: Tracker, run: Run, dataset: str, folder: Path) -> str | None:
+def log_dataset_and_model(tracker: Tracker, job: TrainingJob, dataset: str,
+                          folder: Path) -> str | None:
     """At the end of a run: its dataset (with split sizes) and the trained network as the MLflow
     model `model` (the training normalisation inside: images in [0, 1]); returns its URI."""
-    splits = {name.removesuffix("_loader"): len(loader.labels)
-              for name in ("train_loader", "val_loader", "test_loader")
-              if (loader := getattr(run, name, None)) is not None}
+    data = job.data
+    splits = {name: len(loader.labels) for name in ("train", "val", "test")
+              if (loader := getattr(data, name)) is not None}
     tracker.log_dataset(dataset_record(dataset, folder, splits))
-    example = next(iter(run.test_loader))[0]
-    normalisation = normalisation_record(run.info.mean, run.info.std)  # as trained
-    return tracker.log_model(run.model, MODEL_NAME, example, normalisation)
+    example = next(iter(data.test))[0]
+    normalisation = normalisation_record(data.info.mean, data.info.std)  # as trained
+    return tracker.log_model(job.model, MODEL_NAME, example, normalisation)

@@ -6,6 +6,7 @@ run path (`<dataset>/<arch>`); a finished one is not trained again unless forced
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.cells import Cell, skip_finished
@@ -21,10 +22,9 @@ from pipeline.outputs import (
 from pipeline.paths import Layout
 from pipeline.settings import git_commit, make_tracker, open_store_early
 from sakd.build_pretrain import build_supervised_run
-from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.schema import PretrainParams, config_hash, flatten
 from sakd.tracking import Tracker
-from sakd.train.loop import RunSpec, TrainingJob, fit
+from sakd.train.loop import RunSpec, fit
 
 
 def run_pretrain(
@@ -50,16 +50,8 @@ def run_pretrain(
     if done is not None:
         return done
     device = training_device(params.runtime, root)
-    run = built = build_supervised_run(params, root / data.root, device, arch)
-    job = TrainingJob(
-        step=run.step, train_loader=run.train_loader, evaluate=run.evaluate, test=run.test,
-        epochs=cfg.epochs, modules={"model": run.model}, optimizers=run.optimizers,
-        schedulers=run.schedulers, checkpoint_path=resume,
-        config_hash=cell.params_hash,
-        metadata={"arch": arch, "num_classes": run.info.num_classes, "dataset": data.dataset,
-                  NORMALISATION_KEY: normalisation_record(run.info.mean, run.info.std)},
-        progress=progress,
-    )
+    job = replace(build_supervised_run(params, root / data.root, device, arch),
+                  checkpoint_path=resume, config_hash=cell.params_hash, progress=progress)
     tags = {
         "stage": "pretrain", "dataset": data.dataset, "arch": arch,
         "role": "teacher/student-alone", "seed": str(cfg.seed),
@@ -81,7 +73,7 @@ def run_pretrain(
                             step=cfg.epochs)
         tracker.log_artifact(ckpt, "checkpoint")
         tracker.log_artifact(layout.pretrain_plots(arch), "plots")
-        log_dataset_and_model(tracker, built, data.dataset, root / data.root / data.dataset)
+        log_dataset_and_model(tracker, job, data.dataset, root / data.root / data.dataset)
 
     fit(job, tracker, run, on_finish=finish)
     return metrics

@@ -26,9 +26,10 @@ from pipeline.settings import make_tracker
 from sakd.atomic import atomic_write
 from sakd.config import DistillConfig, Params
 from sakd.tracking import Tracker
+from sakd.train.job import TrainingJob
 from sakd.tuning import TuningError
 from sakd.tuning.baseline import NoiseBand
-from sakd.tuning.objective import Build, BuiltRun, ensure_baseline, make_trainer
+from sakd.tuning.objective import Build, ensure_baseline, make_trainer
 from sakd.tuning.results import Table, sensitivity_outputs
 from sakd.tuning.storage import resolve_storage_url
 from sakd.tuning.study import TuneJob, open_job_study, parent_run, study_name, with_overrides
@@ -57,7 +58,7 @@ def builder(job: TuneJob) -> Build:
     s, params = job.cfg, job.params
     pair = s.resolved_pair(params.runs)
 
-    def build(cfg: DistillConfig, strategy: str, checkpoint: Path, seed: int) -> BuiltRun:
+    def build(cfg: DistillConfig, strategy: str, checkpoint: Path, seed: int) -> TrainingJob:
         return build_distillation(params, job.root, pair.teacher, pair.student, s.distiller,
                                   strategy, seed, checkpoint, cfg=cfg, progress=job.progress,
                                   with_test=False)

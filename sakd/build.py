@@ -17,28 +17,41 @@ from typing import Any
 import torch
 from torch import nn
 
-from sakd.build_common import Run, Schedulers, multistep, place, sgd, split_loaders
+from sakd.build_common import (
+    Schedulers,
+    evaluation,
+    multistep,
+    place,
+    run_metadata,
+    sgd,
+    split_loaders,
+)
 from sakd.config import DistillConfig, Params
 from sakd.distillers import Distiller, create_distiller, distiller_options
+from sakd.distillers.kd import logit_loss
 from sakd.models import create_model
 from sakd.models.base import SpotNet
 from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.router_lr import router_lr_scheduler
 from sakd.spots.routing import RoutingNetwork, eval_mode
+from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import create_strategy
 from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
 from sakd.train import distributed
 from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep
+from sakd.train.job import TrainingJob
 from sakd.train.runtime import (
     autocast_enabled,
     optimizer_kwargs,
     seed_everything,
     unique_parameters,
 )
-from sakd.train.teacher_loss import TEACHER_TRAINABLE
+from sakd.train.step_losses import StepLosses
+from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
-__all__ = ["Run", "Schedulers", "build_distill_run", "build_distill_step", "lr_schedulers"]
+__all__ = ["Schedulers", "TrainingJob", "build_distill_run", "build_distill_step", "lr_schedulers",
+           "step_losses"]
 
 
 # ---------------------------------------------------------------------------- the SAKD step
@@ -59,6 +72,7 @@ def build_distill_step(
     channels_last: bool = False,
     fold_batchnorm: bool = True,
     fused_optimizer: bool = False,
+    features: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
 ) -> DistillStep:
     """A DistillStep for `strategy_name`, with its policy, adapters and optimisers.
 
@@ -68,17 +82,19 @@ def build_distill_step(
     schedule runs over cfg.epochs x `steps_per_epoch`. A frozen teacher is put in eval mode
     with requires_grad off. Place the networks on their device and memory format first (the
     BN-folded views copy conv weights). `fused_optimizer`: fused (CUDA) or foreach SGD steps.
+    `features`: (student, teacher) features of `example_x` when the caller has them already.
     """
     cfg = cfg or DistillConfig()
     strategy = create_strategy(strategy_name)
     _check_pair(student, teacher, distiller)
-    trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
+    losses = step_losses(cfg, distiller, beta2)
+    trainable = losses.teacher_trainable
     teacher.requires_grad_(trainable)
     if not trainable:
         teacher.eval()
     policy = routing = None
     if strategy.uses_policy:
-        feats_s, feats_t = _example_features((student, teacher), example_x)
+        feats_s, feats_t = features or _example_features((student, teacher), example_x)
         embed_t, embed_s = feats_t[-1].flatten(1), feats_s[-1].flatten(1)
         init = resolve_policy_init(cfg.policy_init, getattr(teacher, "arch", None),
                                    getattr(student, "arch", None))
@@ -99,11 +115,23 @@ def build_distill_step(
         optimizers["router"] = sgd(unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
                                     cfg.momentum, cfg.router_weight_decay, **impl)
     return DistillStep(
-        student, teacher, distiller, strategy, cfg, optimizers,
-        _tau_clock(cfg, tau, steps_per_epoch),
-        beta2=cfg.beta2_for(distiller) if beta2 is None else beta2,
-        policy=policy, routing=routing, generator=generator, autocast=autocast,
-        fold_batchnorm=fold_batchnorm,
+        student, teacher, distiller, strategy, losses, optimizers,
+        _tau_clock(cfg, tau, steps_per_epoch), policy=policy, routing=routing,
+        generator=generator, autocast=autocast, fold_batchnorm=fold_batchnorm,
+    )
+
+
+def step_losses(cfg: DistillConfig, distiller: Distiller, beta2: float | None = None) -> StepLosses:
+    """Eq. 7's terms for `distiller` under `cfg`: the teacher mode and everything that depends
+    on it (the routing loss variant, the CE weight) are decided here, once; `beta2` overrides
+    the config's value for the distiller (else its Table II default)."""
+    trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
+    return StepLosses(
+        logit_loss=logit_loss(distiller, cfg.kd_T), beta1=cfg.beta1,
+        beta2=cfg.beta2_for(distiller) if beta2 is None else beta2, beta3=cfg.beta3,
+        gamma=cfg.gamma_for(distiller.name),
+        routing_loss=get_routing_loss(cfg.routing_loss, trainable),
+        teacher_loss=create_teacher_loss(cfg.teacher_loss), teacher_trainable=trainable,
     )
 
 
@@ -180,10 +208,11 @@ def build_distill_run(
     teacher: SpotNet | Callable[[int], SpotNet],
     student_arch: str, distiller_name: str, strategy: str, seed: int,
     cfg: DistillConfig | None = None,
-) -> Run:
+) -> TrainingJob:
     """A distillation run of `teacher` -> a fresh `student_arch` (`cfg` overrides
     params.distill: the tuner's trials). `teacher` is a network, or a function of the
-    dataset's class count that returns one; it is placed on the device here."""
+    dataset's class count that returns one; it is placed on the device here. The caller adds
+    the checkpoint path, the config hash and what it records (sakd.train.job)."""
     cfg = cfg or params.distill
     seed_everything(seed, params.runtime.deterministic)
     loaders = split_loaders(params, data_root, device, cfg.batch_size, seed)
@@ -201,14 +230,23 @@ def build_distill_run(
         student, teacher, distiller, strategy, example_x, cfg, lr=cfg.lr_for(student_arch),
         steps_per_epoch=len(train_loader), autocast=autocast,
         channels_last=params.runtime.channels_last,
-        fused_optimizer=params.runtime.fused_optimizer,
+        fused_optimizer=params.runtime.fused_optimizer, features=(feats_s, feats_t),
     )
     _data_parallel_step(step, seed)
     run_step = CapturedStep(step) if params.runtime.capture else step
-    return Run(run_step, student, step.optimizers,
-               lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
-                             cfg.router_lr_schedule),
-               train_loader, loaders.val, loaders.test, info, autocast)
+    return TrainingJob(
+        step=run_step, train_loader=train_loader,
+        evaluate=evaluation(student, loaders.val, autocast),
+        test=evaluation(student, loaders.test, autocast), epochs=cfg.epochs,
+        modules=step.modules_to_checkpoint(), optimizers=step.optimizers,
+        schedulers=lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
+                                 cfg.router_lr_schedule),
+        metadata={**run_metadata(student_arch, params.data.dataset, info),
+                  "distiller": distiller_name, "strategy": strategy, "seed": seed,
+                  "spot_names": step.spot_names},
+        on_epoch_start=lambda epoch: run_step.start_epoch(epoch, train_loader),
+        summarize=run_step.epoch_metrics, model=student, data=loaders,
+    )
 
 
 def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:

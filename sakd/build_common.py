@@ -1,5 +1,6 @@
-"""What the pretraining and the distillation builders share: the run they return, its data
-loaders, the placing of a network, plain SGD and the multi-step decay.
+"""What the pretraining and the distillation builders share: the data loaders, the placing of
+a network, evaluation, the checkpoint's metadata, plain SGD and the multi-step decay (both
+return a sakd.train.job.TrainingJob).
 
 Split from sakd.build so that pretraining (sakd.build_pretrain) imports no distiller or spot
 code: editing a distiller re-runs no teacher's pretraining (dvc.yaml's deps).
@@ -7,8 +8,8 @@ code: editing a distiller re-runs no teacher's pretraining (dvc.yaml's deps).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from sakd.data import DatasetInfo, SplitLoaders, build_split_loaders
+from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.schema import StageParams
 from sakd.train import distributed
 from sakd.train.evaluate import evaluate
@@ -24,27 +26,16 @@ from sakd.train.runtime import place_model
 Schedulers = dict[str, torch.optim.lr_scheduler.LRScheduler]
 
 
-@dataclass
-class Run:
-    """A ready run: what the epoch loop needs, plus the data and nets around it."""
+def evaluation(model: nn.Module, loader: Any, autocast: bool) -> Callable[[], dict[str, float]]:
+    """Top-1/top-5 of `model` on `loader`, as the loop calls it (validation after every epoch;
+    the test split once, after the last: the reported number, never used to choose)."""
+    return functools.partial(evaluate, model, loader, autocast=autocast)
 
-    step: Any  # DistillStep or SupervisedStep
-    model: nn.Module  # the network being trained (the student)
-    optimizers: dict[str, torch.optim.Optimizer]
-    schedulers: Schedulers
-    train_loader: Any
-    val_loader: Any  # held out of the training data: every per-epoch number and selection
-    test_loader: Any  # the official test split: read once, after the last epoch
-    info: DatasetInfo
-    autocast: bool
 
-    def evaluate(self) -> dict[str, float]:
-        """Top-1/top-5 of the trained network on the validation split (per epoch)."""
-        return evaluate(self.model, self.val_loader, autocast=self.autocast)
-
-    def test(self) -> dict[str, float]:
-        """Top-1/top-5 on the test split: the reported number, never used to choose anything."""
-        return evaluate(self.model, self.test_loader, autocast=self.autocast)
+def run_metadata(arch: str, dataset: str, info: DatasetInfo) -> dict[str, Any]:
+    """What every checkpoint records of its network: enough to load and serve it."""
+    return {"arch": arch, "num_classes": info.num_classes, "dataset": dataset,
+            NORMALISATION_KEY: normalisation_record(info.mean, info.std)}
 
 
 def split_loaders(params: StageParams, data_root: Path, device: torch.device, batch_size: int,

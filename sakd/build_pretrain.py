@@ -11,16 +11,26 @@ from pathlib import Path
 
 import torch
 
-from sakd.build_common import Run, data_parallel, multistep, place, sgd, split_loaders
+from sakd.build_common import (
+    data_parallel,
+    evaluation,
+    multistep,
+    place,
+    run_metadata,
+    sgd,
+    split_loaders,
+)
 from sakd.models import create_model
 from sakd.schema import PretrainParams
+from sakd.train.job import TrainingJob
 from sakd.train.runtime import autocast_enabled, optimizer_kwargs, seed_everything
 from sakd.train.supervised import SupervisedStep
 
 
 def build_supervised_run(params: PretrainParams, data_root: Path, device: torch.device,
-                         arch: str) -> Run:
-    """Supervised training of `arch` alone (teachers and the paper's S row)."""
+                         arch: str) -> TrainingJob:
+    """Supervised training of `arch` alone (teachers and the paper's S row); the caller adds
+    the checkpoint path and config hash."""
     cfg = params.pretrain
     seed_everything(cfg.seed, params.runtime.deterministic)
     loaders = split_loaders(params, data_root, device, cfg.batch_size, cfg.seed)
@@ -29,7 +39,11 @@ def build_supervised_run(params: PretrainParams, data_root: Path, device: torch.
     autocast = autocast_enabled(params.runtime.autocast, device)
     opt = sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
                **optimizer_kwargs(params.runtime.fused_optimizer, device))
-    optimizers = {"model": opt}
     step = SupervisedStep(data_parallel(model, device), opt, autocast=autocast)
-    return Run(step, model, optimizers, {"model": multistep(opt, cfg.milestones, cfg.lr_decay)},
-               loaders.train, loaders.val, loaders.test, info, autocast)
+    return TrainingJob(
+        step=step, train_loader=loaders.train, evaluate=evaluation(model, loaders.val, autocast),
+        test=evaluation(model, loaders.test, autocast), epochs=cfg.epochs,
+        modules={"model": model}, optimizers={"model": opt},
+        schedulers={"model": multistep(opt, cfg.milestones, cfg.lr_decay)},
+        metadata=run_metadata(arch, params.data.dataset, info), model=model, data=loaders,
+    )

@@ -108,7 +108,7 @@ def test_distilled_checkpoint_loads_into_a_single_process_run(ddp):
     assert len(state["rng"]) == 2  # each rank's RNG state, for an exact resume
     student, _ = load_trained(path, "student", "distill", "resnet8")
     run = build_supervised_run(params, root / "data", torch.device("cpu"), "resnet8")
-    top1 = evaluate(student.to(memory_format=torch.channels_last), run.test_loader)["top1"]
+    top1 = evaluate(student.to(memory_format=torch.channels_last), run.data.test)["top1"]
     assert top1 == pytest.approx(ranks[0]["distill_metrics"]["top1"], abs=1e-6)
 
 

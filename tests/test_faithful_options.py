@@ -267,3 +267,26 @@ def test_paper_presets_and_the_default_train_in_fp32():
     assert load_params(repo_params()).runtime.autocast is False
     for name in ALL_PRESETS:
         assert _preset(name).runtime.autocast is False, name
+
+
+@pytest.mark.parametrize(("mode", "trainable"), [("frozen", False), ("pretrained", True)])
+def test_the_builder_resolves_the_teacher_mode_once_and_the_step_reads_no_config(mode, trainable):
+    """Table VIII's teacher mode decides the routing loss variant and the CE weight in the
+    builder (`step_losses`); the step holds those objects, not the config."""
+    from sakd.build import step_losses
+    from sakd.spots.routing_loss import reference_cotrained_routing_loss, reference_routing_loss
+
+    teacher, student, distiller, x, _ = _zoo_pair()
+    cfg = DistillConfig(teacher_trainable=mode, routing_loss="reference", teacher_loss="all",
+                        gamma={"at": 3.0}, beta2={"at": 7.0})
+    losses = step_losses(cfg, distiller)
+    assert losses.teacher_trainable is trainable
+    assert losses.routing_loss is (reference_cotrained_routing_loss if trainable
+                                   else reference_routing_loss)
+    assert losses.ce_weight == (3.0 if trainable else 1.0)
+    assert (losses.beta1, losses.beta2, losses.beta3) == (cfg.beta1, 7.0, cfg.beta3)
+    step = build_distill_step(student, teacher, distiller, "adaptive", x[:2], cfg)
+    assert not hasattr(step, "cfg")
+    assert (step.routing_loss_fn, step.ce_weight, step.teacher_trainable) == (
+        losses.routing_loss, losses.ce_weight, trainable)
+    assert step_losses(cfg, distiller, beta2=0.5).beta2 == 0.5

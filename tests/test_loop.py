@@ -76,3 +76,22 @@ def test_test_split_is_read_once_after_the_last_epoch_and_logged_apart_from_val(
     assert "test/top1" not in history[0] and history[-1]["test/top1"] == 70.0
     saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert saved["history"][-1]["test/top1"] == 70.0  # the evaluate stage can read it
+
+
+@pytest.mark.parametrize("missing", ["checkpoint_path", "config_hash"])
+def test_a_job_without_the_callers_checkpoint_and_hash_is_refused_before_any_epoch(
+        tmp_path, missing):
+    """A builder's job lacks what only its caller knows; fit says so before training."""
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    steps = []
+    job = TrainingJob(
+        step=lambda x, y, i: steps.append(1) or {"loss": torch.tensor(1.0)},
+        train_loader=Batches(), evaluate=lambda: {"top1": 0.0, "top5": 0.0}, epochs=1,
+        modules={"m": model}, optimizers={"m": opt}, schedulers={},
+        checkpoint_path=tmp_path / "ckpt.pt", config_hash="h", progress=False,
+    )
+    setattr(job, missing, None if missing == "checkpoint_path" else "")
+    with pytest.raises(ValueError, match="checkpoint_path and config_hash"):
+        fit(job, MemoryTracker(), RunSpec("e", "r", {}, {}), log=lambda _: None)
+    assert not steps and not (tmp_path / "ckpt.pt").exists()

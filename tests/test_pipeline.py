@@ -132,7 +132,7 @@ def test_teacher_is_unchanged_by_distillation(project):
     before = load_checkpoint(layout.pretrained("resnet14"))["modules"]["model"]
     d = build_distillation(params, root, "resnet14", "resnet8", "at", "adaptive", 0,
                            root / "tmp-teacher.pt", progress=False)
-    fit(d.job, MemoryTracker(), RunSpec("t", "t", {}, {}), log=lambda _: None)
+    fit(d, MemoryTracker(), RunSpec("t", "t", {}, {}), log=lambda _: None)
     after = d.step.teacher.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -150,21 +150,21 @@ def test_interrupted_distillation_resumes_to_the_same_result(project, tmp_path):
                                   path, progress=False)
 
     full = build(tmp_path / "full.pt")
-    fit(full.job, MemoryTracker(), RunSpec("t", "full", {}, {}), log=lambda _: None)
+    fit(full, MemoryTracker(), RunSpec("t", "full", {}, {}), log=lambda _: None)
 
     first = build(tmp_path / "resumed.pt")
 
     def kill(epoch, metrics):
         raise Killed
 
-    first.job.on_epoch_end = kill
+    first.on_epoch_end = kill
     tracker = MemoryTracker()
     with pytest.raises(Killed):
-        fit(first.job, tracker, RunSpec("t", "resumed", {}, {}), log=lambda _: None)
+        fit(first, tracker, RunSpec("t", "resumed", {}, {}), log=lambda _: None)
     assert load_checkpoint(tmp_path / "resumed.pt")["epoch"] == 1
     torch.manual_seed(1234)  # a restarted process has a different RNG state: resume restores it
     second = build(tmp_path / "resumed.pt")
-    history = fit(second.job, tracker, RunSpec("t", "resumed", {}, {}), log=lambda _: None)
+    history = fit(second, tracker, RunSpec("t", "resumed", {}, {}), log=lambda _: None)
     assert [h["epoch"] for h in history] == [1, 2]
     a = load_checkpoint(tmp_path / "full.pt")["modules"]
     b = load_checkpoint(tmp_path / "resumed.pt")["modules"]
@@ -178,20 +178,20 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(project, tmp_path):
     root, params, _ = project
     d = build_distillation(params, root, "resnet14", "resnet8", "kd", "always", 0,
                            tmp_path / "nan.pt", progress=False)
-    inner = d.job.step
+    inner = d.step
     calls = {"n": 0}
 
     def poisoned(x, y, index):
         calls["n"] += 1
-        if calls["n"] > len(d.job.train_loader):  # the whole second epoch
+        if calls["n"] > len(d.train_loader):  # the whole second epoch
             x = x * float("nan")
         return inner(x, y, index)
 
-    d.job.step = poisoned
+    d.step = poisoned
     from sakd.train.loop import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match=r"kept .*nan\.pt from epoch 1"):
-        fit(d.job, MemoryTracker(), RunSpec("t", "nan", {}, {}), log=lambda _: None)
+        fit(d, MemoryTracker(), RunSpec("t", "nan", {}, {}), log=lambda _: None)
     state = load_checkpoint(tmp_path / "nan.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["modules"]["student"].values()
@@ -239,7 +239,7 @@ def test_ft_pretrains_its_paraphraser_on_a_fresh_start_only(project, tmp_path):
     d = build_distillation(params, root, "resnet14", "resnet8", "ft", "adaptive", 0,
                            tmp_path / "ft.pt", progress=False)
     assert not bool(d.step.distiller.prepared)
-    fit(d.job, MemoryTracker(), RunSpec("t", "ft", {}, {}), log=lambda _: None)
+    fit(d, MemoryTracker(), RunSpec("t", "ft", {}, {}), log=lambda _: None)
     assert bool(d.step.distiller.prepared)
     state = load_checkpoint(tmp_path / "ft.pt")
     assert bool(state["modules"]["distiller"]["prepared"])

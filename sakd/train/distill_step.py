@@ -27,20 +27,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sakd.config import DistillConfig
 from sakd.distillers.base import Distiller
-from sakd.distillers.kd import logit_loss
 from sakd.models.base import SpotNet, spot_name
 from sakd.models.eval_fold import EvalFoldedNet
 from sakd.spots.gumbel import gumbel_noise, route_decisions
 from sakd.spots.policy import PolicyNet
 from sakd.spots.routing import RoutingNetwork
-from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import Strategy
 from sakd.spots.tau import TauClock
 from sakd.train.decide import decide_mask
 from sakd.train.runtime import unique_parameters
-from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
+from sakd.train.step_losses import StepLosses
 
 Stats = dict[str, torch.Tensor]
 
@@ -65,7 +62,8 @@ class DistillStep:
     """One training iteration of a student against a teacher; call it with (x, y, index).
 
     Built by `sakd.build.build_distill_step`, which also makes the policy, the routing
-    network and the optimisers (`optimizers`: {"student", "router"?}, student first).
+    network and the optimisers (`optimizers`: {"student", "router"?}, student first) and
+    resolves `losses` (teacher mode, routing and teacher losses, weights) from the config.
     """
 
     def __init__(
@@ -74,11 +72,10 @@ class DistillStep:
         teacher: SpotNet,
         distiller: Distiller,
         strategy: Strategy,
-        cfg: DistillConfig,
+        losses: StepLosses,
         optimizers: dict[str, torch.optim.Optimizer],
         tau: TauClock,
         *,
-        beta2: float,
         policy: PolicyNet | None = None,
         routing: RoutingNetwork | None = None,
         generator: torch.Generator | None = None,
@@ -86,17 +83,16 @@ class DistillStep:
         fold_batchnorm: bool = True,
     ) -> None:
         self.student, self.teacher, self.distiller = student, teacher, distiller
-        self.strategy, self.cfg, self.beta2 = strategy, cfg, beta2
+        self.strategy, self.losses = strategy, losses
         self.policy, self.routing, self.optimizers = policy, routing, optimizers
         self.clock, self.generator, self.autocast = tau, generator, autocast
         self.tau = tau.start_epoch(0)
         self.spots, self.num_decisions = list(distiller.spots), len(distiller.spots) + 1
-        self.logit_loss = logit_loss(distiller, cfg.kd_T)  # per sample: KD, or DKD's own
-        self.teacher_trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
-        self.routing_loss_fn = get_routing_loss(cfg.routing_loss, self.teacher_trainable)
-        self.gamma = cfg.gamma_for(distiller.name)
-        self.teacher_loss = create_teacher_loss(cfg.teacher_loss)
-        self.ce_weight = self.teacher_loss.ce_weight(self.gamma) if self.teacher_trainable else 1.0
+        self.logit_loss = losses.logit_loss  # per sample: KD, or DKD's own
+        self.beta1, self.beta2, self.beta3 = losses.beta1, losses.beta2, losses.beta3
+        self.teacher_trainable, self.gamma = losses.teacher_trainable, losses.gamma
+        self.routing_loss_fn, self.teacher_loss = losses.routing_loss, losses.teacher_loss
+        self.ce_weight = losses.ce_weight
         n = student.num_features
         self.spot_names = [spot_name(k, n) for k in self.spots] + [spot_name(n, n)]
         self._router_params = unique_parameters(policy, routing)  # eval passes: BN-folded views
@@ -232,7 +228,7 @@ class DistillStep:
             else:
                 kd = logits_s.new_zeros((), dtype=torch.float32)
                 spot_losses = logits_s.new_zeros(len(self.spots), dtype=torch.float32)
-            loss = self.ce_weight * ce + self.cfg.beta1 * kd + self.beta2 * spot_losses.sum()
+            loss = self.ce_weight * ce + self.beta1 * kd + self.beta2 * spot_losses.sum()
 
             teacher_ce = None
             if self.teacher_trainable:  # Table VIII: the teacher learns from its CE (+ above)
@@ -265,7 +261,7 @@ class DistillStep:
             teacher = self._current(self._eval_teacher)
             routed = self.routing(student, teacher, x, sp.w, sp.teacher_first)
             return self.routing_loss_fn(
-                routed, y, sp.w[:, -1], sp.ce, beta3=self.cfg.beta3, gamma=self.gamma
+                routed, y, sp.w[:, -1], sp.ce, beta3=self.beta3, gamma=self.gamma
             )
 
     def update_router(self, routing_loss: torch.Tensor) -> None:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
-from torch import nn
 
 from sakd.atomic import ensure_writable
 from sakd.tracking import PARAMS_HASH_TAG, RUN_PATH_TAG, MemoryTracker, Tracker, mark_current
@@ -30,40 +29,9 @@ from sakd.train import distributed
 from sakd.train.checkpoint import load_checkpoint, save_checkpoint
 from sakd.train.divergence import divergence
 from sakd.train.errors import TrainingDiverged
+from sakd.train.job import EpochLoader, Stats, TrainingJob
 
-Stats = dict[str, torch.Tensor]
-
-
-class EpochLoader(Protocol):
-    """A loader that yields (x, y, index) batches for a given epoch (seeded per epoch)."""
-
-    def set_epoch(self, epoch: int) -> None: ...
-
-    def __iter__(self): ...
-
-    def __len__(self) -> int: ...
-
-
-@dataclass
-class TrainingJob:
-    """Everything the loop needs; the caller builds it (pretrain or distill)."""
-
-    step: Callable[..., Stats]
-    train_loader: EpochLoader
-    evaluate: Callable[[], dict[str, float]]  # the validation split, after every epoch
-    epochs: int
-    modules: Mapping[str, nn.Module]
-    optimizers: Mapping[str, torch.optim.Optimizer]
-    schedulers: Mapping[str, Any]
-    checkpoint_path: Path
-    config_hash: str
-    metadata: dict[str, Any] = field(default_factory=dict)  # stored in the checkpoint as-is
-    on_epoch_start: Callable[[int], dict[str, float]] | None = None  # returns extra metrics (tau)
-    summarize: Callable[[dict[str, torch.Tensor]], dict[str, float]] | None = None
-    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None  # after the checkpoint
-    progress: bool = True
-    test: Callable[[], dict[str, float]] | None = None  # the test split, once after the last epoch
-
+__all__ = ["RunSpec", "TrainingDiverged", "TrainingJob", "fit", "save_state", "try_resume"]
 
 @dataclass
 class Resume:
@@ -204,6 +172,7 @@ def fit(
     config are tagged superseded (sakd.tracking.mark_current). `on_finish(history)` runs inside
     the run (log artifacts there).
     """
+    job.check_ready()
     ensure_writable(job.checkpoint_path)  # a read-only folder fails now, not after an epoch
     resume = try_resume(job)
     if not distributed.is_main():  # rank 0 alone speaks and records (one run per cell)

@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
 
 import optuna
 
@@ -25,17 +24,9 @@ from sakd.tuning.storage import study_lock
 from sakd.tuning.study import STRATEGY, TuneJob
 from sakd.tuning.workers import Reporter, TrainFn, TrialSetting
 
-
-class BuiltRun(Protocol):
-    """What a Build returns: a ready-to-fit job and its MLflow tags and params."""
-
-    job: TrainingJob
-    tags: dict[str, str]
-    params: dict[str, Any]
-
-
-# build(distill config, strategy, checkpoint path, training seed) -> a run of the study's pair
-Build = Callable[[DistillConfig, str, Path, int], BuiltRun]
+# build(distill config, strategy, checkpoint path, training seed) -> a run of the study's pair,
+# with its tracking tags and params
+Build = Callable[[DistillConfig, str, Path, int], TrainingJob]
 
 
 def distill_trial(
@@ -67,7 +58,7 @@ def distill_trial(
             tags={**d.tags, "stage": "sensitivity", "optuna.study": job.study, **tags},
             params={**d.params, **{f"trial.{k}": v for k, v in values.items()}},
         )
-        history = fit(replace(d.job, on_epoch_end=on_epoch_end, test=None), tracker, run,
+        history = fit(replace(d, on_epoch_end=on_epoch_end, test=None), tracker, run,
                       on_finish=on_finish, log=lambda line: print(f"[{name}] {line}"))
     return float(history[-1]["val/top1"])
 
