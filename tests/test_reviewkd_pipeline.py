@@ -84,10 +84,10 @@ def test_checkpoint_restores_the_abfs_and_holds_the_student_apart(project, tmp_p
     ckpt = tmp_path / "reviewkd-adaptive-seed0.pt"
     first = build_distillation(params, root, TEACHER, STUDENT, "reviewkd", "adaptive", 0, ckpt,
                                progress=False)
-    first.step.start_epoch(0, first.run.train_loader)
-    for _, (x, y, index) in zip(range(STEPS), first.run.train_loader, strict=False):
-        first.job.step(x, y, index)
-    save_state(first.job, 1, [], None)  # what the loop writes after an epoch
+    first.step.start_epoch(0, first.train_loader)
+    for _, (x, y, index) in zip(range(STEPS), first.train_loader, strict=False):
+        first.step(x, y, index)
+    save_state(first, 1, [], None)  # what the loop writes after an epoch
     saved = load_checkpoint(ckpt)["modules"]
     trained = _abf_state(saved)
     assert trained and not any("abf" in k for k in saved["student"])
@@ -97,7 +97,7 @@ def test_checkpoint_restores_the_abfs_and_holds_the_student_apart(project, tmp_p
                                progress=False)
     abfs = fresh.step.distiller.abfs
     assert any(not torch.equal(v, trained[k]) for k, v in abfs.state_dict().items())
-    assert try_resume(fresh.job).start_epoch == 1
+    assert try_resume(fresh).start_epoch == 1
     assert all(torch.equal(v, trained[k]) for k, v in abfs.state_dict().items())
 
     # what `sakd export` loads: the student network only, strictly
