@@ -10,7 +10,6 @@ for the report.
 from __future__ import annotations
 
 import io
-import json
 import os
 import platform
 import tempfile
@@ -19,10 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import UserError
 from pipeline.outputs import write_json
 from pipeline.paths import Layout
-from pipeline.register import champion, pair_candidates
+from pipeline.register import champion, evaluated_results, pair_candidates
 from pipeline.trained import load_trained
 from sakd.config import Params
 from sakd.data import get_dataset_info
@@ -60,10 +58,7 @@ def architecture_cost(model: nn.Module, shape: tuple[int, int, int], threads: in
 def run_compression(params: Params, root: Path) -> Path:
     dataset = params.data.dataset
     layout = Layout(root, dataset)
-    evaluated = layout.evaluate_metrics()
-    if not evaluated.is_file():
-        raise UserError(f"{evaluated} is missing: run `dvc repro evaluate` first")
-    results = json.loads(evaluated.read_text(encoding="utf-8"))
+    results = evaluated_results(layout)
     info = get_dataset_info(dataset)
     shape = (info.channels, info.input_size, info.input_size)
     rows, nets = [], {}

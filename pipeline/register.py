@@ -142,6 +142,15 @@ def check_loadable(name: str, best: Candidate, tracking_uri: str) -> None:
                         f"whose model does not load: {err}") from None
 
 
+def evaluated_results(layout: Layout) -> dict:
+    """The evaluate stage's metrics/evaluate/<dataset>.json: the stages that rank its students
+    (register, compression) cannot run before it, so its absence says which stage to run."""
+    evaluated = layout.evaluate_metrics()
+    if not evaluated.is_file():
+        raise UserError(f"{evaluated} is missing: run `dvc repro evaluate` first")
+    return json.loads(evaluated.read_text(encoding="utf-8"))
+
+
 def run_register(params: Params, root: Path, tracking_uri: str) -> Path:
     """Register each pair's champion once every champion's model loads; writes
     metrics/registry/<dataset>.json (what was chosen)."""
@@ -149,10 +158,7 @@ def run_register(params: Params, root: Path, tracking_uri: str) -> Path:
 
     dataset = params.data.dataset
     layout = Layout(root, dataset)
-    evaluated = layout.evaluate_metrics()
-    if not evaluated.is_file():
-        raise UserError(f"{evaluated} is missing: run `dvc repro evaluate` first")
-    results = json.loads(evaluated.read_text(encoding="utf-8"))
+    results = evaluated_results(layout)
     chosen = {}
     for pair in params.runs.pairs:
         candidates = pair_candidates(params, layout, results, pair.teacher, pair.student)

@@ -8,7 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import REPO
+import yaml
+
+from tests.conftest import REPO, on_digits
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
@@ -35,3 +37,26 @@ def clean_env() -> dict[str, str]:
     inherit (the copy's own mlflow.db and optuna.db are the ones under test)."""
     return {k: v for k, v in os.environ.items()
             if k not in ("MLFLOW_TRACKING_URI", "SAKD_OPTUNA_STORAGE") and not k.startswith("DVC_")}
+
+
+def kd_study(dest: Path, strategies: list[str], seeds: list[int], epochs: int) -> None:
+    """This project copied into `dest` as the smallest queueable study: resnet14 -> resnet8 KD
+    on digits, `epochs` per training run (one decay), no decision grid, and a one-trial tuning
+    stage without baseline seeds."""
+    copy_project(dest)
+    params = on_digits(yaml.safe_load((dest / "params.yaml").read_text()))
+    params["runs"] = {"pretrain": ["resnet14", "resnet8"], "pairs": [{"teacher": "resnet14",
+                      "student": "resnet8"}], "distillers": ["kd"],
+                      "strategies": strategies, "seeds": seeds}
+    for section in ("pretrain", "distill"):
+        params[section].update(epochs=epochs, milestones=[1])
+    params["distill"]["decision_grid"] = 0
+    params["sensitivity"].update(epochs=1, n_trials=1, baseline_seeds=0)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def commit_study(repo: Path, env: dict[str, str]) -> None:
+    """`repo` as a git repository with every file committed: DVC's queue runs from a commit."""
+    sh(["git", "init", "-q"], repo, env)
+    sh([*GIT, "add", "-A"], repo, env)
+    sh([*GIT, "commit", "-qm", "study"], repo, env)

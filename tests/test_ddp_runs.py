@@ -28,17 +28,15 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
-from pipeline.fetch import run_fetch
 from pipeline.paths import Layout, run_key
-from pipeline.settings import read_params
 from pipeline.trained import load_trained
 from sakd.build import build_distill_run
 from sakd.build_pretrain import build_supervised_run
-from sakd.config import Params
 from sakd.train.checkpoint import load_checkpoint
 from sakd.train.evaluate import evaluate
 from tests import ddp_worker
 from tests.conftest import on_digits
+from tests.studies import fetched_project, tiny_study
 
 pytestmark = pytest.mark.slow
 
@@ -52,19 +50,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ddp(tmp_path_factory, one_thread):
     """A digits project (resnet8 teacher and student, AT, 2 epochs) run by 2 gloo ranks."""
-    from tests.conftest import repo_params
-
-    raw = repo_params()
-    raw["runs"].update(pretrain=["resnet8"], pairs=[{"teacher": "resnet8", "student": "resnet8"}],
-                       distillers=["at"], strategies=["adaptive"], seeds=[0])
-    for section in ("pretrain", "distill"):
-        raw[section].update(epochs=2, milestones=[1])
-    raw["distill"]["decision_grid"] = 8
-    raw["runtime"]["device"] = "cpu"
     root = tmp_path_factory.mktemp("ddp")
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = read_params(root / "params.yaml", Params)
-    run_fetch(params, root)
+    params = fetched_project(root, tiny_study("resnet8", "resnet8", ["at"], ["adaptive"],
+                                              decision_grid=8))
     out = root / "results"
     out.mkdir()
     mp.spawn(ddp_worker.main, args=(2, free_port(), str(root), str(out)), nprocs=2, join=True)

@@ -22,46 +22,25 @@ import mlflow.pytorch
 import numpy as np
 import pytest
 import torch
-import yaml
 from mlflow import MlflowClient
 
-from pipeline.distill import run_distill
-from pipeline.evaluate import run_evaluate
 from pipeline.export import run_export
-from pipeline.fetch import run_fetch
 from pipeline.lineage import folder_digest
 from pipeline.paths import Layout, run_key
-from pipeline.pretrain import run_pretrain
 from pipeline.register import ALIAS, registered_name, run_register
 from pipeline.trained import load_trained
-from sakd.config import load_params
 from sakd.data import build_loaders
-from sakd.tracking import MLflowTracker
-from tests.conftest import repo_params
+from tests.studies import fetched_project, tiny_study, trained_study
 
 NAME = registered_name("digits", "resnet8", "resnet8")
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, one_thread):
-    raw = repo_params()
-    raw["runs"] = {"pretrain": ["resnet8"], "pairs": [{"teacher": "resnet8", "student": "resnet8"}],
-                   "distillers": ["kd"], "strategies": ["adaptive", "always"], "seeds": [0]}
-    for section in ("pretrain", "distill"):
-        raw[section].update(epochs=2, milestones=[1])
-    raw["distill"]["decision_grid"] = 0
-    raw["runtime"].update(device="cpu", threads=1)
     root = tmp_path_factory.mktemp("deploy")
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = load_params(raw)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    tracker = MLflowTracker(uri, artifact_root=root / "mlruns")
-    run_fetch(params, root)
-    run_pretrain(params, "resnet8", root, tracker=tracker, progress=False)
-    for strategy in ("adaptive", "always"):
-        run_distill(params, root, "resnet8", "resnet8", "kd", strategy, 0, tracker=tracker,
-                    progress=False)
-    run_evaluate(params, root)
+    params = fetched_project(root, tiny_study("resnet8", "resnet8", ["kd"],
+                                              ["adaptive", "always"]))
+    uri = trained_study(root, params)
     mlflow.set_tracking_uri(uri)
     return root, params, uri
 

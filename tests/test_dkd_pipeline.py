@@ -7,20 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.distill import run_distill
 from pipeline.evaluate import run_evaluate
-from pipeline.fetch import run_fetch
 from pipeline.paths import Layout, run_key
 from pipeline.pretrain import run_pretrain
 from pipeline.report import run_report
-from sakd.config import load_params
 from sakd.spots import list_strategies
 from sakd.tracking import MemoryTracker
-from tests.conftest import repo_params
+from tests.studies import fetched_project, tiny_study
 
 pytestmark = pytest.mark.slow  # end to end: fetch, pretrain, distill, evaluate, report
 
@@ -28,19 +25,10 @@ pytestmark = pytest.mark.slow  # end to end: fetch, pretrain, distill, evaluate,
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """digits fetched, resnet14 and resnet8 pretrained (2 epochs), dkd in the matrix."""
-    raw = repo_params()
-    raw["runs"] = {"pretrain": ["resnet14", "resnet8"],
-                   "pairs": [{"teacher": "resnet14", "student": "resnet8"}],
-                   "distillers": ["dkd"], "strategies": list_strategies(), "seeds": [0]}
-    for section in ("pretrain", "distill"):
-        raw[section].update(epochs=2, milestones=[1])
+    raw = tiny_study("resnet14", "resnet8", ["dkd"], list_strategies(), decision_grid=8)
     raw["distill"]["options"]["dkd"] = {"warmup": 2}
-    raw["distill"]["decision_grid"] = 8
-    raw["runtime"]["device"] = "cpu"
     root = tmp_path_factory.mktemp("project")
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = load_params(raw)
-    run_fetch(params, root)
+    params = fetched_project(root, raw)
     for arch in params.runs.pretrain:
         run_pretrain(params, arch, root, tracker=MemoryTracker(), progress=False)
     return root, params

@@ -8,42 +8,21 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import on_digits
-from tests.projects import GIT, clean_env, copy_project, sh
+from tests.projects import GIT, clean_env, commit_study, kd_study, sh
 
 STRATEGIES, SEEDS = ["adaptive", "always"], [0, 1]
-
-
-def _project(dest: Path) -> None:
-    copy_project(dest)
-    params = on_digits(yaml.safe_load((dest / "params.yaml").read_text()))
-    params["runs"] = {"pretrain": ["resnet14", "resnet8"], "pairs": [{"teacher": "resnet14",
-                      "student": "resnet8"}], "distillers": ["kd"],
-                      "strategies": STRATEGIES, "seeds": SEEDS}
-    for section in ("pretrain", "distill"):
-        params[section].update(epochs=2, milestones=[1])
-    params["distill"]["decision_grid"] = 0
-    sens = params["sensitivity"]
-    sens.update(epochs=1, n_trials=1)
-    sens["baseline_seeds" if "baseline_seeds" in sens else "baseline"] = (
-        0 if "baseline_seeds" in sens else False)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params))
 
 
 @pytest.mark.slow
 def test_two_queue_workers_run_the_matrix_and_the_report_holds_every_cell_once(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    _project(repo)
+    kd_study(repo, STRATEGIES, SEEDS, epochs=2)
     env = clean_env()
-    sh(["git", "init", "-q"], repo, env)
-    sh([*GIT, "add", "-A"], repo, env)
-    sh([*GIT, "commit", "-qm", "study"], repo, env)
+    commit_study(repo, env)
 
     said = sh([sys.executable, "-m", "pipeline.cli", "queue", "--jobs", "2"], repo, env)
     assert "$ dvc exp run --run-all --jobs 2" in said
@@ -82,7 +61,7 @@ def test_slices_on_two_machines_then_one_repro_restores_every_stage(tmp_path):
     its `dvc repro` retrains nothing."""
     origin, remote = tmp_path / "origin", tmp_path / "remote"
     origin.mkdir()
-    _project(origin)
+    kd_study(origin, STRATEGIES, SEEDS, epochs=2)
     env = {**clean_env(), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'shared-mlflow.db'}"}
     sh(["git", "init", "-q"], origin, env)
     sh(["dvc", "remote", "add", "-d", "shared", str(remote)], origin, env)

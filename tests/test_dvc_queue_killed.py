@@ -10,40 +10,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.projects import GIT, clean_env, copy_project, sh
-
-
-def _project(dest: Path) -> None:
-    copy_project(dest)
-    params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["data"]["dataset"] = "digits"
-    params["runs"] = {"pretrain": ["resnet14", "resnet8"], "pairs": [{"teacher": "resnet14",
-                      "student": "resnet8"}], "distillers": ["kd"],
-                      "strategies": ["always"], "seeds": [0]}
-    for section in ("pretrain", "distill"):
-        params[section].update(epochs=3, milestones=[1])
-    params["distill"]["decision_grid"] = 0
-    sens = params["sensitivity"]
-    sens.update(epochs=1, n_trials=1)
-    if "baseline_seeds" in sens:
-        sens["baseline_seeds"] = 0
-    (dest / "params.yaml").write_text(yaml.safe_dump(params))
+from tests.projects import clean_env, commit_study, kd_study, sh
 
 
 @pytest.mark.slow
 def test_a_killed_queue_is_cleaned_up_by_the_next_one_which_finishes_the_study(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
-    _project(repo)
+    kd_study(repo, ["always"], [0], epochs=3)
     env = clean_env()
-    sh(["git", "init", "-q"], repo, env)
-    sh([*GIT, "add", "-A"], repo, env)
-    sh([*GIT, "commit", "-qm", "study"], repo, env)
+    commit_study(repo, env)
 
     first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "queue", "--jobs", "2"],
                              cwd=repo, env=env, stdout=subprocess.DEVNULL,

@@ -4,14 +4,12 @@ several processes logging to it at once (the README's shared-lab setup, on loopb
 from __future__ import annotations
 
 import multiprocessing
-import subprocess
-import sys
-import urllib.request
 
 import mlflow
 import pytest
 
 from tests import postgres_helpers as pg
+from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.slow
 PROCESSES, STEPS = 3, 5
@@ -32,35 +30,13 @@ def log_one_run(uri: str, k: int, folder: str) -> None:
         tracker.log_artifact(artifact, "plots")
 
 
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with pg.running_cluster() as cluster:
         cluster.create_database("mlflow")
         artifacts = tmp_path_factory.mktemp("artifacts")
-        port = pg.free_port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port",
-             str(port), "--backend-store-uri", cluster.url("mlflow"),
-             "--artifacts-destination", str(artifacts), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )
-        try:
-            pg.wait_for(lambda: healthy(url) or proc.poll() is not None, 180, "mlflow server")
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {proc.stderr.read()[-2000:]}")
+        with mlflow_server(cluster.url("mlflow"), artifacts) as (url, _):
             yield url, artifacts, cluster
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def test_several_processes_log_to_one_server_on_postgres(server, tmp_path):

@@ -9,17 +9,14 @@ import re
 
 import mlflow
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.fetch import run_fetch
 from pipeline.paths import Layout, run_key
 from pipeline.pretrain import run_pretrain
-from sakd.config import load_params
 from sakd.tracking import MemoryTracker, MLflowTracker, mark_current
 from sakd.train.checkpoint import load_checkpoint
-from tests.conftest import repo_params
+from tests.studies import fetched_project, tiny_study
 
 CELL = ["--teacher", "resnet8", "--student", "resnet8", "--distiller", "kd",
         "--strategy", "always", "--seed", "0", "-q"]
@@ -29,18 +26,8 @@ KEY = run_key("resnet8", "resnet8", "kd", "always", 0)
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A project root with digits fetched, a resnet8 -> resnet8 pair and 2-epoch runs."""
-    raw = repo_params()
-    raw["runs"] = {"pretrain": ["resnet8"], "pairs": [{"teacher": "resnet8", "student": "resnet8"}],
-                   "distillers": ["kd"], "strategies": ["always"], "seeds": [0]}
-    for section in ("pretrain", "distill"):
-        raw[section].update(epochs=2, milestones=[1])
-    raw["distill"]["decision_grid"] = 0
-    raw["runtime"]["device"] = "cpu"
     root = tmp_path_factory.mktemp("rerun")
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = load_params(raw)
-    run_fetch(params, root)
-    return root, params
+    return root, fetched_project(root, tiny_study("resnet8", "resnet8", ["kd"], ["always"]))
 
 
 def _runs(uri: str, experiment: str, filter_string: str = "") -> list:

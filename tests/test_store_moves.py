@@ -3,13 +3,9 @@ new runs land in the copy: MLflow records absolute artifact folders (sakd.tracki
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,42 +14,26 @@ import yaml
 from mlflow import MlflowClient
 
 from pipeline.distill import run_distill
-from pipeline.evaluate import run_evaluate
-from pipeline.fetch import run_fetch
-from pipeline.pretrain import run_pretrain
 from pipeline.register import ALIAS, registered_name, run_register
 from pipeline.saved_models import load_from_mlflow
 from sakd.config import load_params
 from sakd.data import fetch_dataset
 from sakd.tracking import MLflowTracker
 from sakd.tracking.relocation import moved_location, readable_source, rehome_experiment
-from tests.conftest import REPO, repo_params
-from tests.postgres_helpers import free_port
+from tests.conftest import REPO
 from tests.projects import clean_env, sh
+from tests.servers import mlflow_server
+from tests.studies import fetched_project, tiny_study, trained_study
 
 NAME = registered_name("digits", "resnet8", "resnet8")
 
 
 def _study(root: Path) -> dict:
     """A finished tiny study: teacher, one distilled student, evaluated and registered."""
-    raw = repo_params()
-    raw["runs"] = {"pretrain": ["resnet8"], "pairs": [{"teacher": "resnet8", "student": "resnet8"}],
-                   "distillers": ["kd"], "strategies": ["always"], "seeds": [0]}
-    for section in ("pretrain", "distill"):
-        raw[section].update(epochs=2, milestones=[1])
-    raw["distill"]["decision_grid"] = 0
-    raw["runtime"].update(device="cpu", threads=1)
+    raw = tiny_study("resnet8", "resnet8", ["kd"], ["always"])
     root.mkdir()
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    params = load_params(raw)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    tracker = MLflowTracker(uri, artifact_root=root / "mlruns")
-    run_fetch(params, root)
-    run_pretrain(params, "resnet8", root, tracker=tracker, progress=False)
-    run_distill(params, root, "resnet8", "resnet8", "kd", "always", 0, tracker=tracker,
-                progress=False)
-    run_evaluate(params, root)
-    run_register(params, root, uri)
+    params = fetched_project(root, raw)
+    run_register(params, root, trained_study(root, params))
     return raw
 
 
@@ -125,14 +105,6 @@ def test_behind_a_tracking_server_the_server_chooses_the_artifact_location(tmp_p
     assert local._artifact_home("sakd-distill") == tmp_path / "mlruns" / "sakd-distill"
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.mark.slow  # a real `mlflow server`, a pretrain on one "machine", an export on another
 def test_a_shared_tracking_server_keeps_artifacts_for_every_machine(tmp_path, default_params):
     """The README's shared store: `mlflow server --artifacts-destination` (artifacts proxied,
@@ -144,20 +116,10 @@ def test_a_shared_tracking_server_keeps_artifacts_for_every_machine(tmp_path, de
         folder.mkdir()
         (folder / "params.yaml").write_text(yaml.safe_dump(default_params))
     fetch_dataset("digits", machines[0] / "data")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
-         "--artifacts-destination", str(tmp_path / "server" / "mlruns"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     (tmp_path / "server").mkdir()
-    url = f"http://127.0.0.1:{port}"
-    env = {**clean_env(), "MLFLOW_TRACKING_URI": url, "PYTHONPATH": str(REPO)}
-    try:
-        deadline = time.monotonic() + 180
-        while not _healthy(url):
-            assert server.poll() is None and time.monotonic() < deadline, "mlflow server"
-            time.sleep(0.5)
+    with mlflow_server(f"sqlite:///{tmp_path / 'server' / 'mlflow.db'}",
+                       tmp_path / "server" / "mlruns") as (url, _):
+        env = {**clean_env(), "MLFLOW_TRACKING_URI": url, "PYTHONPATH": str(REPO)}
         sh([sys.executable, "-m", "pipeline.cli", "pretrain", "--arch", "resnet8", "-q"],
            machines[0], env)
         (run,) = MlflowClient(url).search_runs(
@@ -167,6 +129,3 @@ def test_a_shared_tracking_server_keeps_artifacts_for_every_machine(tmp_path, de
         out = sh([sys.executable, "-m", "pipeline.cli", "export", f"runs:/{run.info.run_id}/model",
                   "--format", "torchscript", "--output", "teacher.ts"], machines[1], env)
         assert "verified" in out and (machines[1] / "teacher.ts").is_file()
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)  # the server and its workers: started here
-        server.wait()

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 import yaml
@@ -18,7 +17,7 @@ from pipeline.paths import Layout
 from sakd.data import fetch_dataset
 from sakd.tracking.server import retry_plan, server_name
 from tests.conftest import REPO
-from tests.postgres_helpers import free_port
+from tests.servers import mlflow_server
 
 
 def test_the_retry_plan_fits_the_budget_and_the_name_holds_no_credentials():
@@ -33,14 +32,6 @@ def test_the_retry_plan_fits_the_budget_and_the_name_holds_no_credentials():
     assert server_name("http://user:secret@10.0.0.1:5000/p") == "http://10.0.0.1:5000/p"
 
 
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_a_server_lost_mid_run_stops_it_with_one_line_and_keeps_the_resume_state(
         tmp_path, default_params):
@@ -51,17 +42,8 @@ def test_a_server_lost_mid_run_stops_it_with_one_line_and_keeps_the_resume_state
     default_params["pretrain"].update(epochs=4, milestones=[])
     (root / "params.yaml").write_text(yaml.safe_dump(default_params))
     fetch_dataset("digits", root / "data")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}", "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    run = None
-    try:
-        deadline = time.monotonic() + 180
-        while not _healthy(f"http://127.0.0.1:{port}"):
-            assert server.poll() is None and time.monotonic() < deadline, "mlflow server"
-            time.sleep(0.5)
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}") as (url, server):
+        port = url.rsplit(":", 1)[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")}
         env.update(MLFLOW_TRACKING_URI=f"http://user:secret@127.0.0.1:{port}",
                    SAKD_TRACKING_TIMEOUT_S="10", PYTHONPATH=str(REPO))
@@ -69,20 +51,18 @@ def test_a_server_lost_mid_run_stops_it_with_one_line_and_keeps_the_resume_state
             [sys.executable, "-m", "pipeline.cli", "pretrain", "--arch", "resnet8", "-q",
              "--root", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=env)
-        state = Layout(root, "digits").resume(root / "models/teachers/digits/resnet8.pt")
-        while not state.exists():  # the first epoch is logged, then its state saved
-            assert run.poll() is None, run.communicate()
-            time.sleep(0.05)
-        os.killpg(server.pid, signal.SIGKILL)
-        lost = time.monotonic()
-        out, err = run.communicate(timeout=120)
-        took = time.monotonic() - lost
-    finally:
-        if run is not None and run.poll() is None:
-            run.kill()
-        if server.poll() is None:
+        try:
+            state = Layout(root, "digits").resume(root / "models/teachers/digits/resnet8.pt")
+            while not state.exists():  # the first epoch is logged, then its state saved
+                assert run.poll() is None, run.communicate()
+                time.sleep(0.05)
             os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+            lost = time.monotonic()
+            out, err = run.communicate(timeout=120)
+            took = time.monotonic() - lost
+        finally:
+            if run.poll() is None:
+                run.kill()
     assert run.returncode == 2, (out, err)
     assert took < 60, took  # MLflow's own retries: minutes
     assert "secret" not in out + err and "user:" not in out + err

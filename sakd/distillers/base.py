@@ -119,18 +119,27 @@ class Distiller(nn.Module):
         """Per-spot gated losses, shape [len(self.spots)] (see the module docstring).
 
         The one loop over spots of every method: the checks, the teacher detach, the gate of
-        each spot and the stacking live here; a method only writes `spot_loss`. `index` (the
+        each spot and the stacking live here; a method only writes `spot_loss` (and
+        `spot_students` when it mixes spots first, as ReviewKD). `index` (the
         dataset indices of the batch) and `inputs` (the names in `batch_inputs`) are passed on
         to `spot_loss` for the methods that need them (CRD).
         """
         mask = self.checked_mask(feats_s, feats_t, mask)
         self.check_inputs(index, inputs)
         extra = dict(inputs, index=index) if self.needs_index else inputs
+        students = self.spot_students(feats_s, feats_t)
         losses = [
-            self.spot_loss(k, feats_s[i], teacher_target(feats_t[i]), spot_gate(mask, k), **extra)
+            self.spot_loss(k, students[k], teacher_target(feats_t[i]), spot_gate(mask, k), **extra)
             for k, i in enumerate(self.spots)
         ]
         return self.stack_losses(losses, feats_s[-1])
+
+    def spot_students(
+        self, feats_s: list[torch.Tensor], feats_t: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """The student side of each spot's loss, in `self.spots` order: the student's features
+        there; a method that mixes spots before its losses (ReviewKD's fusion) overrides this."""
+        return [feats_s[i] for i in self.spots]
 
     def check_inputs(self, index: torch.Tensor | None, inputs: dict[str, torch.Tensor]) -> None:
         """Fail early on a missing `index` (needs_index) or a per-batch input the method lacks."""

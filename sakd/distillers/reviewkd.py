@@ -14,7 +14,7 @@ from torch import nn
 
 from sakd.distillers.base import Distiller, resolve_spots
 from sakd.distillers.factory import register_distiller
-from sakd.distillers.gating import gated_mean, spot_gate
+from sakd.distillers.gating import gated_mean
 from sakd.distillers.options import DistillerOptions
 from sakd.distillers.target import teacher_target
 from sakd.layers import flatten_samples
@@ -105,7 +105,7 @@ class ReviewKD(Distiller):
     reference sums HCL over the stages).
 
     The ABF chain needs every student feature at once (deep to shallow), so this distiller
-    runs it in `forward` over the whole batch: the gate of a spot gates that stage's HCL term
+    runs it in `spot_students` over the whole batch: the gate of a spot gates that stage's HCL term
     only (per sample, `sum_i m_i l_i / B`); the fusion still runs for every sample and stage,
     so a deeper stage's student feature also gets gradient from a shallower spot's loss
     through the residual. The ABFs have BatchNorm: an unselected sample still shapes the
@@ -173,25 +173,18 @@ class ReviewKD(Distiller):
             outputs.append(out)
         return outputs[::-1]
 
-    def forward(
-        self,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        mask: torch.Tensor | None = None,
-        index: torch.Tensor | None = None,
-        **inputs: torch.Tensor,
+    def spot_students(
+        self, feats_s: list[torch.Tensor], feats_t: list[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """The ABF outputs at the spots, each at the size of the teacher's map there."""
+        sizes = [tuple(as_map(feats_t[i]).shape[2:]) for i in self.spots]
+        return self.fuse([feats_s[i] for i in self.spots], sizes)
+
+    def spot_loss(
+        self, k: int, f_s: torch.Tensor, f_t: torch.Tensor, gate: torch.Tensor | None
     ) -> torch.Tensor:
-        """Per-spot gated HCL losses times the warm-up factor, shape [len(self.spots)]."""
-        mask = self.checked_mask(feats_s, feats_t, mask)
-        self.check_inputs(index, inputs)
-        targets = [as_map(feats_t[i]) for i in self.spots]
-        fused = self.fuse([feats_s[i] for i in self.spots],
-                          [tuple(t.shape[2:]) for t in targets])
-        losses = [
-            gated_mean(hcl_per_sample(f, t), spot_gate(mask, k)) * self.ramp.to(f.dtype)
-            for k, (f, t) in enumerate(zip(fused, targets, strict=True))
-        ]
-        return self.stack_losses(losses, feats_s[-1])
+        """Gated HCL of the fused map `f_s` at spot k, times the warm-up factor."""
+        return gated_mean(hcl_per_sample(f_s, as_map(f_t)), gate) * self.ramp.to(f_s.dtype)
 
 
 def _checked_map(f: torch.Tensor, index: int, side: str) -> torch.Tensor:
