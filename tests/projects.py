@@ -25,9 +25,15 @@ def copy_project(dest: Path) -> None:
             shutil.copy2(REPO / name, dest / name)
 
 
-def sh(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
-    """Run a command; on failure the assertion shows the end of its output."""
-    run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+def sh(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: float = 1200) -> str:
+    """Run a command; on failure the assertion shows the end of its output. A command that
+    outlives `timeout_s` fails the test (a hung DVC queue must not hang the suite)."""
+    try:
+        run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env,
+                             timeout=timeout_s)
+    except subprocess.TimeoutExpired as hung:
+        raise AssertionError(f"{cmd} still running after {timeout_s:.0f} s:\n"
+                             f"{(hung.stdout or '')[-4000:]}") from None
     assert run.returncode == 0, f"{cmd}:\n{run.stdout[-4000:]}\n{run.stderr[-3000:]}"
     return run.stdout + run.stderr
 
