@@ -32,8 +32,9 @@ def sh(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: float = 1200) 
         run = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env,
                              timeout=timeout_s)
     except subprocess.TimeoutExpired as hung:
-        raise AssertionError(f"{cmd} still running after {timeout_s:.0f} s:\n"
-                             f"{(hung.stdout or '')[-4000:]}") from None
+        out = hung.stdout or ""
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out  # bytes on 3.11
+        raise AssertionError(f"{cmd} still running after {timeout_s:.0f} s:\n{out[-4000:]}") from None
     assert run.returncode == 0, f"{cmd}:\n{run.stdout[-4000:]}\n{run.stderr[-3000:]}"
     return run.stdout + run.stderr
 
