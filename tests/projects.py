@@ -34,7 +34,8 @@ def sh(cmd: list[str], cwd: Path, env: dict[str, str], timeout_s: float = 1200) 
     except subprocess.TimeoutExpired as hung:
         out = hung.stdout or ""
         out = out.decode(errors="replace") if isinstance(out, bytes) else out  # bytes on 3.11
-        raise AssertionError(f"{cmd} still running after {timeout_s:.0f} s:\n{out[-4000:]}") from None
+        tail = out[-4000:]
+        raise AssertionError(f"{cmd} still running after {timeout_s:.0f} s:\n{tail}") from None
     assert run.returncode == 0, f"{cmd}:\n{run.stdout[-4000:]}\n{run.stderr[-3000:]}"
     return run.stdout + run.stderr
 
