@@ -20,10 +20,8 @@ from torch import nn
 from sakd.build_common import (
     Schedulers,
     evaluation,
-    multistep,
     place,
     run_metadata,
-    sgd,
     split_loaders,
 )
 from sakd.config import DistillConfig, Params
@@ -31,6 +29,7 @@ from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.distillers.kd import logit_loss
 from sakd.models import create_model
 from sakd.models.base import SpotNet
+from sakd.schema.sections import OptimizerRecipe
 from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.router_lr import router_lr_scheduler
 from sakd.spots.routing import RoutingNetwork, eval_mode
@@ -41,6 +40,7 @@ from sakd.train import distributed
 from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep
 from sakd.train.job import TrainingJob
+from sakd.train.optimizers import OPTIMIZERS, lr_schedule
 from sakd.train.runtime import (
     autocast_enabled,
     optimizer_kwargs,
@@ -63,7 +63,7 @@ def build_distill_step(
     example_x: torch.Tensor,
     cfg: DistillConfig | None = None,
     *,
-    lr: float | None = None,
+    optimizer: OptimizerRecipe | None = None,
     beta2: float | None = None,
     tau: float | None = None,
     steps_per_epoch: int = 1,
@@ -77,11 +77,13 @@ def build_distill_step(
     """A DistillStep for `strategy_name`, with its policy, adapters and optimisers.
 
     `example_x`: a small batch on the training device (>= 2 samples; only shapes are read) to
-    size the policy and adapters. `lr` defaults to cfg.lr, `beta2` to the config's value for
-    the distiller (else its Table II default); `tau` fixes the temperature, else cfg.tau's
-    schedule runs over cfg.epochs x `steps_per_epoch`. A frozen teacher is put in eval mode
-    with requires_grad off. Place the networks on their device and memory format first (the
-    BN-folded views copy conv weights). `fused_optimizer`: fused (CUDA) or foreach SGD steps.
+    size the policy and adapters. `optimizer` defaults to the config's recipe for the
+    student's arch (`optimizer_for`; the router's is the same kind at lr x router_lr_ratio),
+    `beta2` to the config's value for the distiller (else its Table II default); `tau` fixes
+    the temperature, else cfg.tau's schedule runs over cfg.epochs x `steps_per_epoch`. A
+    frozen teacher is put in eval mode with requires_grad off. Place the networks on their
+    device and memory format first (the BN-folded views copy conv weights).
+    `fused_optimizer`: fused (CUDA) or foreach steps.
     `features`: (student, teacher) features of `example_x` when the caller has them already.
     """
     cfg = cfg or DistillConfig()
@@ -107,13 +109,15 @@ def build_distill_step(
             routing.to(memory_format=torch.channels_last)
     if channels_last:
         distiller.to(memory_format=torch.channels_last)
-    lr = cfg.lr if lr is None else lr
+    opt = optimizer or cfg.optimizer_for(getattr(student, "arch", ""))
     trained = _student_trained(student, distiller, teacher if trainable else None)
     impl = optimizer_kwargs(fused_optimizer, example_x.device)
-    optimizers = {"student": sgd(trained, lr, cfg.momentum, cfg.weight_decay, **impl)}
+    optimizers = {"student": OPTIMIZERS.create(opt.name, trained, opt.lr, opt.momentum,
+                                               opt.weight_decay, **impl)}
     if strategy.uses_policy:
-        optimizers["router"] = sgd(unique_parameters(policy, routing), lr * cfg.router_lr_ratio,
-                                    cfg.momentum, cfg.router_weight_decay, **impl)
+        optimizers["router"] = OPTIMIZERS.create(
+            opt.name, unique_parameters(policy, routing), opt.lr * cfg.router_lr_ratio,
+            opt.momentum, cfg.router_weight_decay, **impl)
     return DistillStep(
         student, teacher, distiller, strategy, losses, optimizers,
         _tau_clock(cfg, tau, steps_per_epoch), policy=policy, routing=routing,
@@ -136,12 +140,14 @@ def step_losses(cfg: DistillConfig, distiller: Distiller, beta2: float | None = 
 
 
 def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequence[int],
-                  decay: float, router_lr_schedule: str = "follow_student") -> Schedulers:
-    """The paper's multi-step decay (x decay at each milestone epoch) for every optimiser; the
-    router's follows `router_lr_schedule` (sakd.spots.router_lr: the student's decay, or the
-    authors' Table VIII schedule)."""
+                  decay: float, router_lr_schedule: str = "follow_student",
+                  warmup_epochs: int = 0) -> Schedulers:
+    """The paper's multi-step decay (x decay at each milestone epoch) for every optimiser,
+    the student's after its recipe's `warmup_epochs`; the router's follows
+    `router_lr_schedule` (sakd.spots.router_lr: the student's decay, or the authors' Table
+    VIII schedule)."""
     return {name: router_lr_scheduler(router_lr_schedule, opt, milestones, decay)
-            if name == "router" else multistep(opt, milestones, decay)
+            if name == "router" else lr_schedule(opt, milestones, decay, warmup_epochs)
             for name, opt in optimizers.items()}
 
 
@@ -226,8 +232,9 @@ def build_distill_run(
     distiller = create_distiller(distiller_name, feats_s, feats_t,
                                  **_distiller_kwargs(distiller_name, cfg, train_loader))
     autocast = autocast_enabled(params.runtime.autocast, device)
+    recipe = cfg.optimizer_for(student_arch)
     step = build_distill_step(
-        student, teacher, distiller, strategy, example_x, cfg, lr=cfg.lr_for(student_arch),
+        student, teacher, distiller, strategy, example_x, cfg, optimizer=recipe,
         steps_per_epoch=len(train_loader), autocast=autocast,
         channels_last=params.runtime.channels_last,
         fused_optimizer=params.runtime.fused_optimizer, features=(feats_s, feats_t),
@@ -240,7 +247,7 @@ def build_distill_run(
         test=evaluation(student, loaders.test, autocast), epochs=cfg.epochs,
         modules=step.modules_to_checkpoint(), optimizers=step.optimizers,
         schedulers=lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
-                                 cfg.router_lr_schedule),
+                                 cfg.router_lr_schedule, recipe.warmup_epochs),
         metadata={**run_metadata(student_arch, params.data.dataset, info),
                   "distiller": distiller_name, "strategy": strategy, "seed": seed,
                   "spot_names": step.spot_names},

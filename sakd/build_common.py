@@ -1,6 +1,6 @@
 """What the pretraining and the distillation builders share: the data loaders, the placing of
-a network, evaluation, the checkpoint's metadata, plain SGD and the multi-step decay (both
-return a sakd.train.job.TrainingJob).
+a network, evaluation, the checkpoint's metadata, an architecture's optimiser and its schedule
+(both return a sakd.train.job.TrainingJob).
 
 Split from sakd.build so that pretraining (sakd.build_pretrain) imports no distiller or spot
 code: editing a distiller re-runs no teacher's pretraining (dvc.yaml's deps).
@@ -19,8 +19,10 @@ from torch import nn
 from sakd.data import DatasetInfo, SplitLoaders, build_split_loaders
 from sakd.models.normalise import NORMALISATION_KEY, normalisation_record
 from sakd.schema import StageParams
+from sakd.schema.sections import OptimizerRecipe
 from sakd.train import distributed
 from sakd.train.evaluate import evaluate
+from sakd.train.optimizers import OPTIMIZERS, lr_schedule
 from sakd.train.runtime import place_model
 
 Schedulers = dict[str, torch.optim.lr_scheduler.LRScheduler]
@@ -67,13 +69,12 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
-def sgd(params: list[nn.Parameter], lr: float, momentum: float,
-        weight_decay: float, **impl: bool) -> torch.optim.SGD:
-    """The paper's optimiser; `impl`: fused or foreach steps (sakd.train.runtime)."""
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **impl)
-
-
-def multistep(optimizer: torch.optim.Optimizer, milestones: Sequence[int],
-              decay: float) -> torch.optim.lr_scheduler.MultiStepLR:
-    """The paper's learning-rate decay: x `decay` at each milestone epoch."""
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(milestones), gamma=decay)
+def optimizer_and_schedule(
+    recipe: OptimizerRecipe, params: list[nn.Parameter], milestones: Sequence[int], decay: float,
+    **impl: bool,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """`recipe`'s optimiser over `params` and its per-epoch schedule (warm-up, then x `decay`
+    at each milestone); `impl`: fused or foreach steps (sakd.train.runtime)."""
+    optimizer = OPTIMIZERS.create(recipe.name, params, recipe.lr, recipe.momentum,
+                                  recipe.weight_decay, **impl)
+    return optimizer, lr_schedule(optimizer, milestones, decay, recipe.warmup_epochs)

@@ -14,10 +14,9 @@ import torch
 from sakd.build_common import (
     data_parallel,
     evaluation,
-    multistep,
+    optimizer_and_schedule,
     place,
     run_metadata,
-    sgd,
     split_loaders,
 )
 from sakd.models import create_model
@@ -37,13 +36,14 @@ def build_supervised_run(params: PretrainParams, data_root: Path, device: torch.
     info = loaders.info
     model = place(params, create_model(arch, info.num_classes), device)
     autocast = autocast_enabled(params.runtime.autocast, device)
-    opt = sgd(list(model.parameters()), cfg.lr_for(arch), cfg.momentum, cfg.weight_decay,
-               **optimizer_kwargs(params.runtime.fused_optimizer, device))
+    opt, schedule = optimizer_and_schedule(
+        cfg.optimizer_for(arch), list(model.parameters()), cfg.milestones, cfg.lr_decay,
+        **optimizer_kwargs(params.runtime.fused_optimizer, device))
     step = SupervisedStep(data_parallel(model, device), opt, autocast=autocast)
     return TrainingJob(
         step=step, train_loader=loaders.train, evaluate=evaluation(model, loaders.val, autocast),
         test=evaluation(model, loaders.test, autocast), epochs=cfg.epochs,
         modules={"model": model}, optimizers={"model": opt},
-        schedulers={"model": multistep(opt, cfg.milestones, cfg.lr_decay)},
+        schedulers={"model": schedule},
         metadata=run_metadata(arch, params.data.dataset, info), model=model, data=loaders,
     )

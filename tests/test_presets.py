@@ -106,9 +106,12 @@ def test_mobilenetv2_and_shufflenetv1_students_use_lr_001(name):
     p = preset(name)
     for pair in p.runs.pairs:
         for section in (p.pretrain, p.distill):
-            expected = 0.01 if pair.student in SMALL_LR_STUDENTS else section.lr
+            recipes = section.optimizer_by_arch  # transformers: their own (AdamW) recipe
+            expected = (recipes[pair.student].lr if pair.student in recipes
+                        else 0.01 if pair.student in SMALL_LR_STUDENTS else section.lr)
             assert section.lr_for(pair.student) == expected, (pair.name, section)
-            assert section.lr_for(pair.teacher) == section.lr
+            teacher = recipes[pair.teacher].lr if pair.teacher in recipes else section.lr
+            assert section.lr_for(pair.teacher) == teacher
 
 
 def test_some_preset_has_small_lr_students():

@@ -108,7 +108,8 @@ class DistillConfig(Schedule):
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # distill.options.crd...
     decision_grid: Count = 32  # validation images in the Fig. 5-style decision grid artifact
 
-    hash_neutral_defaults: ClassVar[dict[str, Any]] = {"router_lr_schedule": "follow_student"}
+    hash_neutral_defaults: ClassVar[dict[str, Any]] = {
+        **Schedule.hash_neutral_defaults, "router_lr_schedule": "follow_student"}
 
     _check_options = field_validator("options")(_distiller_options)
     _gamma_mapping = field_validator("gamma", mode="before")(_gamma_mapping)

@@ -74,6 +74,12 @@ def _models() -> list[str]:
     return list_models()
 
 
+def _optimizers() -> list[str]:
+    from sakd.train.optimizers import list_optimizers
+
+    return list_optimizers()
+
+
 def _device(value: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]{1,3})?", value):
         raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
@@ -113,6 +119,7 @@ def _storage(url: str) -> str:
 
 DatasetName = Annotated[str, registry_name("dataset", _datasets)]
 ModelName = Annotated[str, registry_name("model", _models)]
+OptimizerName = Annotated[str, registry_name("optimizer", _optimizers)]
 Device = Annotated[str, AfterValidator(_device)]
 RelativeRoot = Annotated[str, AfterValidator(_relative_root)]
 StorageUrl = Annotated[str, AfterValidator(_storage)]

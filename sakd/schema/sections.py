@@ -7,7 +7,7 @@ makes sense.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
@@ -19,6 +19,7 @@ from sakd.schema.base import (
     Fraction,
     LearningRate,
     ModelName,
+    OptimizerName,
     RelativeRoot,
     Seed,
     Workers,
@@ -82,8 +83,28 @@ DATASET_OPTION_KEYS: dict[str, dict[str, str]] = {
 """Per dataset: its loader option -> the data.* key that sets it."""
 
 
+class OptimizerRecipe(ConfigModel):
+    """An architecture's own optimiser in place of the schedule's SGD (lr, momentum,
+    weight_decay): vision transformers train with AdamW and a warm-up. The schedule's
+    milestones and lr_decay still apply, after `warmup_epochs` of linear warm-up."""
+
+    name: OptimizerName
+    lr: LearningRate
+    weight_decay: Decay = 0.0
+    momentum: Fraction = 0.9  # sgd only
+    warmup_epochs: Annotated[int, Field(ge=0, le=100_000)] = 0
+
+
+def _transformer_recipes() -> dict[str, OptimizerRecipe]:
+    """DeiT's recipe (AdamW, weight decay 0.05, linear warm-up) for the zoo's ViTs; the lr is
+    the one measured on glyphs at batch 64 (docs/modern.md)."""
+    vit = OptimizerRecipe(name="adamw", lr=1e-3, weight_decay=0.05, warmup_epochs=5)
+    return {"vit_tiny": vit, "vit_nano": vit}
+
+
 class Schedule(ConfigModel):
-    """SGD with a multi-step learning-rate decay (the paper: 240 epochs, x0.1 at 150/180/210)."""
+    """SGD with a multi-step learning-rate decay (the paper: 240 epochs, x0.1 at 150/180/210);
+    an architecture listed in `optimizer_by_arch` trains with its own optimiser instead."""
 
     epochs: Epochs = 240
     batch_size: Annotated[int, Field(ge=2, le=1_000_000)] = 64
@@ -95,10 +116,32 @@ class Schedule(ConfigModel):
     weight_decay: Decay = 5e-4
     milestones: list[Epochs] = Field(default_factory=lambda: [150, 180, 210])
     lr_decay: Annotated[float, Field(gt=0, le=1)] = 0.1
+    optimizer_by_arch: dict[ModelName, OptimizerRecipe] = Field(
+        default_factory=_transformer_recipes)
+
+    hash_neutral_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer_by_arch": {k: v.model_dump() for k, v in _transformer_recipes().items()}}
 
     def lr_for(self, arch: str) -> float:
         """The initial learning rate of `arch` (MobileNetV2/ShuffleNetV1 use 0.01 in the paper)."""
-        return self.lr_by_arch.get(arch, self.lr)
+        return self.optimizer_for(arch).lr
+
+    def optimizer_for(self, arch: str) -> OptimizerRecipe:
+        """How `arch` is optimised: its `optimizer_by_arch` recipe, else the schedule's SGD at
+        `lr_for` (the one home of this rule: pretraining and distillation both ask it)."""
+        recipe = self.optimizer_by_arch.get(arch)
+        if recipe is not None:
+            return recipe
+        return OptimizerRecipe(name="sgd", lr=self.lr_by_arch.get(arch, self.lr),
+                               momentum=self.momentum, weight_decay=self.weight_decay)
+
+    @model_validator(mode="after")
+    def _one_lr_per_arch(self) -> Schedule:
+        both = sorted(set(self.lr_by_arch) & set(self.optimizer_by_arch))
+        if both:
+            raise ConfigError("lr_by_arch", f"{', '.join(both)} also in optimizer_by_arch: set "
+                              "its lr there (optimizer_by_arch.<arch>.lr)")
+        return self
 
     @model_validator(mode="after")
     def _milestones_inside(self) -> Schedule:
