@@ -150,14 +150,21 @@ def test_distill_step_keeps_sgd_for_a_cnn_student():
     assert step.optimizers["student"].param_groups[0]["lr"] == 0.07
 
 
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    params = load_params(repo_params())
+    root = tmp_path_factory.mktemp("digits")
+    fetch_dataset(params.data.dataset, root)
+    return params, root
+
+
 @pytest.mark.parametrize("arch, optimizer, scheduler", [
     ("vit_nano", torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR),
     ("resnet8", torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR),
 ])
-def test_pretraining_follows_the_arch_recipe(tmp_path, arch, optimizer, scheduler):
-    params = load_params(repo_params())
-    fetch_dataset(params.data.dataset, tmp_path)
-    run = build_supervised_run(params, tmp_path, torch.device("cpu"), arch)
+def test_pretraining_follows_the_arch_recipe(digits, arch, optimizer, scheduler):
+    params, root = digits
+    run = build_supervised_run(params, root, torch.device("cpu"), arch)
     assert type(run.optimizers["model"]) is optimizer
     assert type(run.schedulers["model"]) is scheduler
     assert run.optimizers["model"].param_groups[0]["initial_lr"] == \
