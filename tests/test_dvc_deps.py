@@ -5,7 +5,9 @@ The stages are read from dvc.yaml itself, so a new stage is checked without edit
 The code a stage runs is found statically: its `cmd` names a `sakd <command>`; the function
 behind that command (in pipeline/cli.py, or imported there from another pipeline module), every
 project module it imports, and what importing pipeline/cli.py runs, followed transitively
-through imports at module level or inside functions, absolute or relative. A stage's code deps
+through imports at module level or inside functions, absolute or relative, and through the
+modules the schema imports by name when it validates (`names_from`/`registered_name` in
+sakd/schema/base.py: a registry's names, imported when first checked). A stage's code deps
 are that closure written as dvc.yaml writes it (`code_deps`): a folder below sakd/ whose every
 module is in it, else the files. `python -m tests.test_dvc_deps` prints each stage's list, to
 paste into dvc.yaml after a change of imports.
@@ -23,6 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sakd", "pipeline", "benchmarks")
 CLI = ROOT / "pipeline" / "cli.py"
+LAZY_IMPORTS = ("names_from", "registered_name")  # sakd.schema.base: import a module by name
 STAGES: dict[str, dict] = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 PARAMS: dict = yaml.safe_load((ROOT / "params.yaml").read_text())
 
@@ -55,6 +58,9 @@ def _node_files(path: Path, node: ast.AST) -> set[Path]:
     elif isinstance(node, ast.ImportFrom):
         module = _absolute_module(path, node.module, node.level)
         names = [module] + [f"{module}.{a.name}" for a in node.names]
+    elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in LAZY_IMPORTS:
+        names = [a.value for a in node.args if isinstance(a, ast.Constant)
+                 and isinstance(a.value, str) and _module_file(a.value) is not None]
     found: set[Path] = set()
     for name in names:
         parts = name.split(".")
@@ -184,6 +190,15 @@ def test_the_import_scan_sees_function_level_imports():
     assert "sakd/build.py" in closure and "sakd/train/distill_step.py" in closure
     assert "pipeline/distill.py" in closure  # imported inside the `distill` command only
     assert "pipeline/tune.py" not in closure  # another stage's code is not pulled in
+
+
+def test_the_import_scan_sees_modules_the_schema_imports_by_name():
+    tree = ast.parse('ModelName = registered_name("model", "sakd.models", "list_models")\n'
+                     'names = names_from("sakd.train.optimizers", "list_optimizers")\n')
+    found = _files_of_tree(ROOT / "sakd" / "schema" / "base.py", tree)
+    assert ROOT / "sakd" / "models" / "__init__.py" in found
+    assert ROOT / "sakd" / "train" / "optimizers.py" in found
+    assert not _files_of_tree(ROOT / "sakd" / "schema" / "base.py", tree, module_level=True)
 
 
 def test_the_import_scan_sees_relative_imports():

@@ -115,17 +115,20 @@ def test_a_warmup_schedule_resumes_from_its_state():
     assert _lrs(resumed, 4) == pytest.approx([1, 1, 0.1, 0.1])
 
 
-def test_distill_step_trains_a_vit_student_and_its_router_with_adamw():
+def _adaptive_at_step(teacher_arch: str, student_arch: str, cfg: DistillConfig):
     torch.manual_seed(0)
-    teacher, student = create_model("resnet8", 10), create_model("vit_nano", 10)
-    x = torch.randn(4, 3, 8, 8)
+    teacher, student = create_model(teacher_arch, 10), create_model(student_arch, 10)
+    x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
-        feats_s, _ = student.eval()(x[:2], return_features=True)
-        feats_t, _ = teacher.eval()(x[:2], return_features=True)
+        feats_s, _ = student.eval()(x, return_features=True)
+        feats_t, _ = teacher.eval()(x, return_features=True)
+    return build_distill_step(student, teacher, create_distiller("at", feats_s, feats_t),
+                              "adaptive", x, cfg)
+
+
+def test_distill_step_trains_a_vit_student_and_its_router_with_adamw():
     cfg = DistillConfig(router_lr_ratio=0.5, router_weight_decay=1e-3)
-    step = build_distill_step(student, teacher, create_distiller("at", feats_s, feats_t),
-                              "adaptive", x[:2], cfg)
-    opts = step.optimizers
+    opts = _adaptive_at_step("resnet8", "vit_nano", cfg).optimizers
     assert isinstance(opts["student"], torch.optim.AdamW)
     assert opts["student"].param_groups[0]["lr"] == 1e-3
     assert opts["student"].param_groups[0]["weight_decay"] == 0.05
@@ -138,14 +141,7 @@ def test_distill_step_trains_a_vit_student_and_its_router_with_adamw():
 
 
 def test_distill_step_keeps_sgd_for_a_cnn_student():
-    torch.manual_seed(0)
-    teacher, student = create_model("resnet14", 10), create_model("resnet8", 10)
-    x = torch.randn(4, 3, 8, 8)
-    with torch.no_grad():
-        feats_s, _ = student.eval()(x[:2], return_features=True)
-        feats_t, _ = teacher.eval()(x[:2], return_features=True)
-    step = build_distill_step(student, teacher, create_distiller("at", feats_s, feats_t),
-                              "adaptive", x[:2], DistillConfig(lr=0.07))
+    step = _adaptive_at_step("resnet14", "resnet8", DistillConfig(lr=0.07))
     assert all(type(o) is torch.optim.SGD for o in step.optimizers.values())
     assert step.optimizers["student"].param_groups[0]["lr"] == 0.07
 

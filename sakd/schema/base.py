@@ -8,6 +8,7 @@ checked against their registry when validated, so the message can list the valid
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -50,6 +51,17 @@ def replace(cfg: M, **changes: Any) -> M:
     return cfg.model_copy(update=changes)
 
 
+def names_from(module: str, attribute: str) -> Callable[[], list[str]]:
+    """The names `module.attribute` holds (a function that lists them, or a mapping), read
+    when a value is validated: the import waits until then, so loading the schema imports
+    no model, dataset or distiller code."""
+    def names() -> list[str]:
+        found = getattr(importlib.import_module(module), attribute)
+        return list(found() if callable(found) else found)
+
+    return names
+
+
 def registry_name(what: str, names: Callable[[], Any]) -> AfterValidator:
     """A str validator against a registry's names, read when a value is validated (the
     registry is the one list of choices; the message lists the valid ones)."""
@@ -62,22 +74,9 @@ def registry_name(what: str, names: Callable[[], Any]) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _datasets() -> list[str]:
-    from sakd.data import list_datasets
-
-    return list_datasets()
-
-
-def _models() -> list[str]:
-    from sakd.models import list_models
-
-    return list_models()
-
-
-def _optimizers() -> list[str]:
-    from sakd.train.optimizers import list_optimizers
-
-    return list_optimizers()
+def registered_name(what: str, module: str, attribute: str) -> Any:
+    """The type of a params value that must be one of the names `module.attribute` lists."""
+    return Annotated[str, registry_name(what, names_from(module, attribute))]
 
 
 def _device(value: str) -> str:
@@ -117,9 +116,9 @@ def _storage(url: str) -> str:
     return url
 
 
-DatasetName = Annotated[str, registry_name("dataset", _datasets)]
-ModelName = Annotated[str, registry_name("model", _models)]
-OptimizerName = Annotated[str, registry_name("optimizer", _optimizers)]
+DatasetName = registered_name("dataset", "sakd.data", "list_datasets")
+ModelName = registered_name("model", "sakd.models", "list_models")
+OptimizerName = registered_name("optimizer", "sakd.train.optimizers", "list_optimizers")
 Device = Annotated[str, AfterValidator(_device)]
 RelativeRoot = Annotated[str, AfterValidator(_relative_root)]
 StorageUrl = Annotated[str, AfterValidator(_storage)]
