@@ -71,6 +71,14 @@ def init_from_env(device: torch.device) -> bool:
     return True
 
 
+def join(device: torch.device) -> torch.device:
+    """This process's device in a torchrun launch (its LOCAL_RANK's GPU on CUDA), once it has
+    joined the process group: the whole of a launched process's device set-up, in one call."""
+    device = local_device(device)
+    init_from_env(device)
+    return device
+
+
 def _shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
