@@ -130,10 +130,10 @@ def run_distill(
     key = run_key(teacher, student, distiller, strategy, seed)
     ckpt = layout.student(key)
     resume = layout.resume(ckpt)
-    tracker = tracker or make_tracker(params, root)
-    open_store_early(tracker)  # a broken store fails now, before any data or training
     cell = Cell(f"{params.tracking.experiment_prefix}-distill", f"{params.data.dataset}/{key}",
                 distill_hash(params, teacher, student, distiller, strategy, seed), ckpt, resume)
+    tracker = tracker or make_tracker(params, root)
+    open_store_early(tracker)  # a broken store fails now, before any data or training
     done = skip_finished(tracker, cell, force)
     if done is not None:
         return done

@@ -36,11 +36,11 @@ def relaunch_if_asked(params: StageParams) -> None:
 
 
 def training_device(runtime: RuntimeConfig, root: Path) -> torch.device:
-    """The device of this process; under torchrun (its env variables set) also joins the
-    process group (gloo on CPU, NCCL on CUDA, one GPU per LOCAL_RANK). Otherwise a worker's own
-    device when DVC's queue runs several stages at once (pipeline.slots)."""
-    if distributed.launched():
-        device = distributed.local_device(resolve_device(runtime))
-        distributed.init_from_env(device)
-        return device
-    return worker_device(resolve_device(runtime), root, runtime.threads)
+    """The device of this process, resolved once from runtime.device: a worker's own device
+    when DVC's queue runs several stages at once (pipeline.slots); under torchrun (its env
+    variables set) its LOCAL_RANK's GPU, after joining the process group (gloo on CPU, NCCL on
+    CUDA)."""
+    device = resolve_device(runtime)
+    if not distributed.launched():
+        return worker_device(device, root, runtime.threads)
+    return distributed.join(device)

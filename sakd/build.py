@@ -11,6 +11,7 @@ device and the teacher network it loaded.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,8 @@ from torch import nn
 from sakd.build_common import (
     Schedulers,
     evaluation,
-    place,
+    prepare,
     run_metadata,
-    split_loaders,
 )
 from sakd.config import DistillConfig, Params
 from sakd.distillers import Distiller, create_distiller, distiller_options
@@ -32,21 +32,16 @@ from sakd.models.base import SpotNet
 from sakd.schema.sections import OptimizerRecipe
 from sakd.spots.policy import PolicyNet, resolve_policy_init
 from sakd.spots.router_lr import router_lr_scheduler
-from sakd.spots.routing import RoutingNetwork, eval_mode
+from sakd.spots.routing import RoutingNetwork, example_features
 from sakd.spots.routing_loss import get_routing_loss
 from sakd.spots.strategies import create_strategy
-from sakd.spots.tau import TauClock, make_tau_schedule, tau_total
+from sakd.spots.tau import TauClock
 from sakd.train import distributed
 from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep
 from sakd.train.job import TrainingJob
 from sakd.train.optimizers import OPTIMIZERS, lr_schedule
-from sakd.train.runtime import (
-    autocast_enabled,
-    optimizer_kwargs,
-    seed_everything,
-    unique_parameters,
-)
+from sakd.train.runtime import autocast_enabled, optimizer_kwargs, unique_parameters
 from sakd.train.step_losses import StepLosses
 from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
 
@@ -94,12 +89,15 @@ def build_distill_step(
     teacher.requires_grad_(trainable)
     if not trainable:
         teacher.eval()
+    t = cfg.tau
+    clock = TauClock.constant(tau) if tau is not None else TauClock.scheduled(
+        t.schedule, t.tau0, t.tau_min, t.per, cfg.epochs, steps_per_epoch)
     policy = routing = None
     if strategy.uses_policy:
-        feats_s, feats_t = features or _example_features((student, teacher), example_x)
-        embed_t, embed_s = feats_t[-1].flatten(1), feats_s[-1].flatten(1)
         init = resolve_policy_init(cfg.policy_init, getattr(teacher, "arch", None),
                                    getattr(student, "arch", None))
+        feats_s, feats_t = features or example_features((student, teacher), example_x)
+        embed_t, embed_s = feats_t[-1].flatten(1), feats_s[-1].flatten(1)
         policy = PolicyNet(embed_t.shape[1], embed_s.shape[1], len(distiller.spots) + 1,
                            init=init)
         policy.to(device=embed_s.device, dtype=embed_s.dtype)
@@ -119,9 +117,8 @@ def build_distill_step(
             opt.name, unique_parameters(policy, routing), opt.lr * cfg.router_lr_ratio,
             opt.momentum, cfg.router_weight_decay, **impl)
     return DistillStep(
-        student, teacher, distiller, strategy, losses, optimizers,
-        _tau_clock(cfg, tau, steps_per_epoch), policy=policy, routing=routing,
-        generator=generator, autocast=autocast, fold_batchnorm=fold_batchnorm,
+        student, teacher, distiller, strategy, losses, optimizers, clock, policy=policy,
+        routing=routing, generator=generator, autocast=autocast, fold_batchnorm=fold_batchnorm,
     )
 
 
@@ -130,11 +127,11 @@ def step_losses(cfg: DistillConfig, distiller: Distiller, beta2: float | None = 
     on it (the routing loss variant, the CE weight) are decided here, once; `beta2` overrides
     the config's value for the distiller (else its Table II default)."""
     trainable = TEACHER_TRAINABLE[cfg.teacher_trainable]
+    routing_loss = get_routing_loss(cfg.routing_loss, trainable)  # this teacher mode's variant
     return StepLosses(
         logit_loss=logit_loss(distiller, cfg.kd_T), beta1=cfg.beta1,
         beta2=cfg.beta2_for(distiller) if beta2 is None else beta2, beta3=cfg.beta3,
-        gamma=cfg.gamma_for(distiller.name),
-        routing_loss=get_routing_loss(cfg.routing_loss, trainable),
+        gamma=cfg.gamma_for(distiller.name), routing_loss=routing_loss,
         teacher_loss=create_teacher_loss(cfg.teacher_loss), teacher_trainable=trainable,
     )
 
@@ -161,15 +158,6 @@ def _student_trained(student: SpotNet, distiller: Distiller,
     return [p for p in {id(p): p for p in params}.values() if p.requires_grad]
 
 
-def _tau_clock(cfg: DistillConfig, tau: float | None, steps_per_epoch: int) -> TauClock:
-    if tau is not None:
-        return TauClock.constant(tau)
-    t = cfg.tau
-    total = tau_total(t.per, cfg.epochs, steps_per_epoch)
-    return TauClock(make_tau_schedule(t.schedule, t.tau0, t.tau_min, total), t.per,
-                    steps_per_epoch)
-
-
 def _check_pair(student: SpotNet, teacher: SpotNet, distiller: Distiller) -> None:
     if student.num_features != teacher.num_features:
         raise ValueError(
@@ -185,30 +173,7 @@ def _check_pair(student: SpotNet, teacher: SpotNet, distiller: Distiller) -> Non
         )
 
 
-def _example_features(nets: Sequence[SpotNet], example_x: torch.Tensor) -> list[list[torch.Tensor]]:
-    """Features of each net for a probe batch, in eval mode under no_grad (no BN update)."""
-    with torch.no_grad(), eval_mode(*nets):
-        return [net(example_x, return_features=True)[0] for net in nets]
-
-
 # ---------------------------------------------------------------------------- whole runs
-def _data_parallel_step(step: DistillStep, seed: int) -> None:
-    """Data-parallel distillation: every trained part starts from rank 0's values, each
-    optimiser averages its gradients across ranks before stepping, and ranks > 0 reseed so
-    their Gumbel and coin-flip draws are their own (rank 0 keeps the single-process stream)."""
-    if not distributed.active():
-        return
-    for module in step.modules_to_checkpoint().values():
-        distributed.broadcast_module(module)
-    for optimizer in step.optimizers.values():
-        distributed.average_gradients_before_step(optimizer)
-    # a pre-phase (FT's paraphraser) trains on each rank's share: rank 0's result is then
-    # given to all, so every rank distills against one
-    step.after_prepare.append(distributed.broadcast_module)
-    if distributed.rank():
-        torch.manual_seed(seed + 1_000_003 * distributed.rank())
-
-
 def build_distill_run(
     params: Params, data_root: Path, device: torch.device,
     teacher: SpotNet | Callable[[int], SpotNet],
@@ -220,40 +185,46 @@ def build_distill_run(
     dataset's class count that returns one; it is placed on the device here. The caller adds
     the checkpoint path, the config hash and what it records (sakd.train.job)."""
     cfg = cfg or params.distill
-    seed_everything(seed, params.runtime.deterministic)
-    loaders = split_loaders(params, data_root, device, cfg.batch_size, seed)
+    rt = params.runtime
+    autocast = autocast_enabled(rt.autocast, device)
+    loaders, (teacher, student) = prepare(params, data_root, device, cfg.batch_size, seed,
+                                          _network_of(teacher), partial(create_model, student_arch))
     train_loader, info = loaders.train, loaders.info
-    if not isinstance(teacher, nn.Module):
-        teacher = teacher(info.num_classes)
-    teacher = place(params, teacher, device)
-    student = place(params, create_model(student_arch, info.num_classes), device)
     example_x = next(iter(loaders.val))[0][:2]
-    feats_s, feats_t = _example_features((student, teacher), example_x)
+    feats_s, feats_t = example_features((student, teacher), example_x)
     distiller = create_distiller(distiller_name, feats_s, feats_t,
                                  **_distiller_kwargs(distiller_name, cfg, train_loader))
-    autocast = autocast_enabled(params.runtime.autocast, device)
     recipe = cfg.optimizer_for(student_arch)
     step = build_distill_step(
         student, teacher, distiller, strategy, example_x, cfg, optimizer=recipe,
-        steps_per_epoch=len(train_loader), autocast=autocast,
-        channels_last=params.runtime.channels_last,
-        fused_optimizer=params.runtime.fused_optimizer, features=(feats_s, feats_t),
+        steps_per_epoch=len(train_loader), autocast=autocast, channels_last=rt.channels_last,
+        fused_optimizer=rt.fused_optimizer, features=(feats_s, feats_t),
     )
-    _data_parallel_step(step, seed)
-    run_step = CapturedStep(step) if params.runtime.capture else step
+    schedulers = lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
+                               cfg.router_lr_schedule, recipe.warmup_epochs)
+    evaluate = evaluation(student, loaders.val, autocast)
+    test = evaluation(student, loaders.test, autocast)
+    metadata = {**run_metadata(student_arch, params.data.dataset, info),
+                "distiller": distiller_name, "strategy": strategy, "seed": seed,
+                "spot_names": step.spot_names}
+    if distributed.share_training(step.modules_to_checkpoint().values(),
+                                  step.optimizers.values(), seed):
+        # a pre-phase (FT's paraphraser) trains on each rank's share: rank 0's result is then
+        # given to all, so every rank distills against one
+        step.after_prepare.append(distributed.broadcast_module)
+    run_step = CapturedStep(step) if rt.capture else step
     return TrainingJob(
-        step=run_step, train_loader=train_loader,
-        evaluate=evaluation(student, loaders.val, autocast),
-        test=evaluation(student, loaders.test, autocast), epochs=cfg.epochs,
-        modules=step.modules_to_checkpoint(), optimizers=step.optimizers,
-        schedulers=lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
-                                 cfg.router_lr_schedule, recipe.warmup_epochs),
-        metadata={**run_metadata(student_arch, params.data.dataset, info),
-                  "distiller": distiller_name, "strategy": strategy, "seed": seed,
-                  "spot_names": step.spot_names},
+        step=run_step, train_loader=train_loader, evaluate=evaluate, test=test,
+        epochs=cfg.epochs, modules=step.modules_to_checkpoint(), optimizers=step.optimizers,
+        schedulers=schedulers, metadata=metadata,
         on_epoch_start=lambda epoch: run_step.start_epoch(epoch, train_loader),
         summarize=run_step.epoch_metrics, model=student, data=loaders,
     )
+
+
+def _network_of(teacher: SpotNet | Callable[[int], SpotNet]) -> Callable[[int], SpotNet]:
+    """The teacher as a function of the dataset's class count (a network is itself)."""
+    return (lambda _: teacher) if isinstance(teacher, nn.Module) else teacher
 
 
 def _distiller_kwargs(name: str, cfg: DistillConfig, train_loader) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""What the pretraining and the distillation builders share: the data loaders, the placing of
-a network, evaluation, the checkpoint's metadata, an architecture's optimiser and its schedule
-(both return a sakd.train.job.TrainingJob).
+"""What the pretraining and the distillation builders share: the start of a run (seeding, data
+loaders, networks placed on the device), evaluation, the checkpoint's metadata, an
+architecture's optimiser and its schedule (both return a sakd.train.job.TrainingJob).
 
 Split from sakd.build so that pretraining (sakd.build_pretrain) imports no distiller or spot
 code: editing a distiller re-runs no teacher's pretraining (dvc.yaml's deps).
@@ -23,7 +23,7 @@ from sakd.schema.sections import OptimizerRecipe
 from sakd.train import distributed
 from sakd.train.evaluate import evaluate
 from sakd.train.optimizers import OPTIMIZERS, lr_schedule
-from sakd.train.runtime import place_model
+from sakd.train.runtime import place_model, seed_everything
 
 Schedulers = dict[str, torch.optim.lr_scheduler.LRScheduler]
 
@@ -40,23 +40,26 @@ def run_metadata(arch: str, dataset: str, info: DatasetInfo) -> dict[str, Any]:
             NORMALISATION_KEY: normalisation_record(info.mean, info.std)}
 
 
-def split_loaders(params: StageParams, data_root: Path, device: torch.device, batch_size: int,
-             seed: int) -> SplitLoaders:
-    data = params.data
-    return build_split_loaders(  # a captured step takes full batches only (static shapes)
+def prepare(params: StageParams, data_root: Path, device: torch.device, batch_size: int,
+            seed: int, *networks: Callable[[int], nn.Module]) -> tuple[SplitLoaders,
+                                                                      list[nn.Module]]:
+    """How every run starts: seeded, its data split into loaders, and each of `networks` (a
+    function of the dataset's class count) made in turn after the seeding, so their initial
+    weights are the seed's, and placed on the device (memory format, compile, sync BN)."""
+    data, rt = params.data, params.runtime
+    seed_everything(seed, rt.deterministic)
+    loaders = build_split_loaders(  # a captured step takes full batches only (static shapes)
         data.dataset, data_root, batch_size=batch_size, device=device, seed=seed,
         val_fraction=data.val_fraction, val_seed=data.split_seed,
-        num_workers=data.workers, channels_last=params.runtime.channels_last,
-        drop_last=params.runtime.capture,
+        num_workers=data.workers, channels_last=rt.channels_last, drop_last=rt.capture,
         rank=distributed.rank(), world_size=distributed.world_size(),
-        **params.data.dataset_options(),
+        **data.dataset_options(),
     )
-
-
-def place(params: StageParams, model: nn.Module, device: torch.device) -> nn.Module:
-    rt = params.runtime
-    model = distributed.sync_batchnorm(model, device)  # CUDA data-parallel runs only
-    return place_model(model, device, channels_last=rt.channels_last, compile=rt.compile)
+    return loaders, [
+        place_model(distributed.sync_batchnorm(make(loaders.info.num_classes), device), device,
+                    channels_last=rt.channels_last, compile=rt.compile)  # sync BN: CUDA DDP only
+        for make in networks
+    ]
 
 
 def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:

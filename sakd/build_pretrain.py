@@ -7,6 +7,7 @@ pretrain stage does not depend on them (dvc.yaml).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -15,14 +16,13 @@ from sakd.build_common import (
     data_parallel,
     evaluation,
     optimizer_and_schedule,
-    place,
+    prepare,
     run_metadata,
-    split_loaders,
 )
 from sakd.models import create_model
 from sakd.schema import PretrainParams
 from sakd.train.job import TrainingJob
-from sakd.train.runtime import autocast_enabled, optimizer_kwargs, seed_everything
+from sakd.train.runtime import autocast_enabled, optimizer_kwargs
 from sakd.train.supervised import SupervisedStep
 
 
@@ -31,10 +31,9 @@ def build_supervised_run(params: PretrainParams, data_root: Path, device: torch.
     """Supervised training of `arch` alone (teachers and the paper's S row); the caller adds
     the checkpoint path and config hash."""
     cfg = params.pretrain
-    seed_everything(cfg.seed, params.runtime.deterministic)
-    loaders = split_loaders(params, data_root, device, cfg.batch_size, cfg.seed)
+    loaders, (model,) = prepare(params, data_root, device, cfg.batch_size, cfg.seed,
+                                partial(create_model, arch))
     info = loaders.info
-    model = place(params, create_model(arch, info.num_classes), device)
     autocast = autocast_enabled(params.runtime.autocast, device)
     opt, schedule = optimizer_and_schedule(
         cfg.optimizer_for(arch), list(model.parameters()), cfg.milestones, cfg.lr_decay,

@@ -41,6 +41,13 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.training = training
 
 
+def example_features(nets: Sequence[SpotNet], x: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Features of each net for a probe batch `x`, in eval mode under no_grad (no BN update):
+    what the policy, the adapters and the distillers are sized from."""
+    with torch.no_grad(), eval_mode(*nets):
+        return [net(x, return_features=True)[0] for net in nets]
+
+
 @contextmanager
 def frozen_weights(*modules: nn.Module) -> Iterator[None]:
     """Temporarily turn requires_grad off on every parameter (autograd records no weight use)."""

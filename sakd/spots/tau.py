@@ -129,6 +129,13 @@ class TauClock:
         """A fixed temperature (tests, benchmarks, the authors' code at 5)."""
         return cls(make_tau_schedule("constant", tau, tau, 1), "epoch", 1)
 
+    @classmethod
+    def scheduled(cls, kind: str, tau0: float, tau_min: float, per: str, epochs: int,
+                  steps_per_epoch: int) -> TauClock:
+        """A run's clock: schedule `kind` from tau0 to tau_min over its epochs (or steps)."""
+        total = tau_total(per, epochs, steps_per_epoch)
+        return cls(make_tau_schedule(kind, tau0, tau_min, total), per, steps_per_epoch)
+
     def start_epoch(self, epoch: int) -> float:
         """tau for the start of `epoch` (0-based)."""
         self.t = epoch * self.steps_per_epoch if self.per == "step" else epoch

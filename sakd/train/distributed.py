@@ -71,6 +71,14 @@ def init_from_env(device: torch.device) -> bool:
     return True
 
 
+def join(device: torch.device) -> torch.device:
+    """This process's device in a torchrun launch (its LOCAL_RANK's GPU on CUDA), once it has
+    joined the process group: the whole of a launched process's device set-up, in one call."""
+    device = local_device(device)
+    init_from_env(device)
+    return device
+
+
 def _shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -119,6 +127,23 @@ def average_gradients_before_step(optimizer: torch.optim.Optimizer) -> None:
             _average_(group)
 
     optimizer.register_step_pre_hook(hook)
+
+
+def share_training(modules: Iterable[nn.Module], optimizers: Iterable[torch.optim.Optimizer],
+                   seed: int) -> bool:
+    """Data-parallel training of `modules` by `optimizers`: each module starts from rank 0's
+    values, each optimiser averages its gradients across ranks before stepping, and ranks > 0
+    reseed so their random draws are their own (rank 0 keeps the single-process stream).
+    Returns whether it applied (a process group is active)."""
+    if not active():
+        return False
+    for module in modules:
+        broadcast_module(module)
+    for optimizer in optimizers:
+        average_gradients_before_step(optimizer)
+    if rank():
+        torch.manual_seed(seed + 1_000_003 * rank())
+    return True
 
 
 def broadcast_module(module: nn.Module) -> None:
