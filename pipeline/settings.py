@@ -26,11 +26,12 @@ from sakd.schema.errors import join_key
 from sakd.tracking import MLflowTracker, Tracker, resolve_tracking_uri
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a repeated mapping key (YAML keeps the last one silently)."""
+class _UniqueKeys:
+    """A SafeLoader's mixin that refuses a repeated mapping key (YAML keeps the last one
+    silently)."""
 
-    def compose_document(self) -> yaml.Node | None:
-        node = super().compose_document()
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
         self._paths = _mapping_paths(node, "")
         return node
 
@@ -46,6 +47,23 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise ConfigError(where, f"duplicate key (line {line}; first at line {seen[key]})")
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
+
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """Pure Python: its syntax errors quote the offending line."""
+
+
+# libyaml's parser where PyYAML has it (8x faster); a file it refuses is read again by the
+# pure-Python loader above, for that loader's message
+_FastUniqueKeyLoader = type("_FastUniqueKeyLoader",
+                            (_UniqueKeys, getattr(yaml, "CSafeLoader", yaml.SafeLoader)), {})
+
+
+def _load_unique(text: str) -> object:
+    try:
+        return yaml.load(text, Loader=_FastUniqueKeyLoader)  # a SafeLoader
+    except yaml.YAMLError:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def _mapping_paths(node: yaml.Node | None, path: str) -> dict[int, str]:
@@ -73,7 +91,7 @@ def read_params(path: Path, sections: type[P]) -> P:
     if not path.is_file():
         raise UserError(f"params file {path} not found (run from the project root, or --params)")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
+        data = _load_unique(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise UserError(f"{path} is not valid YAML: {err}") from None
     except UnicodeDecodeError as err:

@@ -18,12 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sakd.build_common import (
-    Schedulers,
-    evaluation,
-    prepare,
-    run_metadata,
-)
+from sakd.build_common import Schedulers, prepare, training_job
 from sakd.config import DistillConfig, Params
 from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.distillers.kd import logit_loss
@@ -189,7 +184,7 @@ def build_distill_run(
     autocast = autocast_enabled(rt.autocast, device)
     loaders, (teacher, student) = prepare(params, data_root, device, cfg.batch_size, seed,
                                           _network_of(teacher), partial(create_model, student_arch))
-    train_loader, info = loaders.train, loaders.info
+    train_loader = loaders.train
     example_x = next(iter(loaders.val))[0][:2]
     feats_s, feats_t = example_features((student, teacher), example_x)
     distiller = create_distiller(distiller_name, feats_s, feats_t,
@@ -202,23 +197,20 @@ def build_distill_run(
     )
     schedulers = lr_schedulers(step.optimizers, cfg.milestones, cfg.lr_decay,
                                cfg.router_lr_schedule, recipe.warmup_epochs)
-    evaluate = evaluation(student, loaders.val, autocast)
-    test = evaluation(student, loaders.test, autocast)
-    metadata = {**run_metadata(student_arch, params.data.dataset, info),
-                "distiller": distiller_name, "strategy": strategy, "seed": seed,
-                "spot_names": step.spot_names}
     if distributed.share_training(step.modules_to_checkpoint().values(),
                                   step.optimizers.values(), seed):
         # a pre-phase (FT's paraphraser) trains on each rank's share: rank 0's result is then
         # given to all, so every rank distills against one
         step.after_prepare.append(distributed.broadcast_module)
     run_step = CapturedStep(step) if rt.capture else step
-    return TrainingJob(
-        step=run_step, train_loader=train_loader, evaluate=evaluate, test=test,
-        epochs=cfg.epochs, modules=step.modules_to_checkpoint(), optimizers=step.optimizers,
-        schedulers=schedulers, metadata=metadata,
+    return training_job(
+        params, loaders, student, student_arch, autocast,
+        {"distiller": distiller_name, "strategy": strategy, "seed": seed,
+         "spot_names": step.spot_names},
+        step=run_step, epochs=cfg.epochs, modules=step.modules_to_checkpoint(),
+        optimizers=step.optimizers, schedulers=schedulers,
         on_epoch_start=lambda epoch: run_step.start_epoch(epoch, train_loader),
-        summarize=run_step.epoch_metrics, model=student, data=loaders,
+        summarize=run_step.epoch_metrics,
     )
 
 

@@ -1,6 +1,7 @@
 """What the pretraining and the distillation builders share: the start of a run (seeding, data
-loaders, networks placed on the device), evaluation, the checkpoint's metadata, an
-architecture's optimiser and its schedule (both return a sakd.train.job.TrainingJob).
+loaders, networks placed on the device), an architecture's optimiser and its schedule, and the
+sakd.train.job.TrainingJob both return (evaluation and the checkpoint's metadata of the network
+trained).
 
 Split from sakd.build so that pretraining (sakd.build_pretrain) imports no distiller or spot
 code: editing a distiller re-runs no teacher's pretraining (dvc.yaml's deps).
@@ -9,7 +10,7 @@ code: editing a distiller re-runs no teacher's pretraining (dvc.yaml's deps).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sakd.schema import StageParams
 from sakd.schema.sections import OptimizerRecipe
 from sakd.train import distributed
 from sakd.train.evaluate import evaluate
+from sakd.train.job import TrainingJob
 from sakd.train.optimizers import OPTIMIZERS, lr_schedule
 from sakd.train.runtime import place_model, seed_everything
 
@@ -38,6 +40,20 @@ def run_metadata(arch: str, dataset: str, info: DatasetInfo) -> dict[str, Any]:
     """What every checkpoint records of its network: enough to load and serve it."""
     return {"arch": arch, "num_classes": info.num_classes, "dataset": dataset,
             NORMALISATION_KEY: normalisation_record(info.mean, info.std)}
+
+
+def training_job(params: StageParams, loaders: SplitLoaders, model: nn.Module, arch: str,
+                 autocast: bool, metadata: Mapping[str, Any] | None = None,
+                 **parts: Any) -> TrainingJob:
+    """The job either builder returns around `model` (the network trained, recorded as `arch`
+    with `metadata`): it trains on the train split, is validated after every epoch and tested
+    once after the last. `parts` are the builder's own (step, epochs, optimisers, hooks)."""
+    return TrainingJob(
+        train_loader=loaders.train, evaluate=evaluation(model, loaders.val, autocast),
+        test=evaluation(model, loaders.test, autocast), model=model, data=loaders,
+        metadata={**run_metadata(arch, params.data.dataset, loaders.info), **(metadata or {})},
+        **parts,
+    )
 
 
 def prepare(params: StageParams, data_root: Path, device: torch.device, batch_size: int,

@@ -12,13 +12,7 @@ from pathlib import Path
 
 import torch
 
-from sakd.build_common import (
-    data_parallel,
-    evaluation,
-    optimizer_and_schedule,
-    prepare,
-    run_metadata,
-)
+from sakd.build_common import data_parallel, optimizer_and_schedule, prepare, training_job
 from sakd.models import create_model
 from sakd.schema import PretrainParams
 from sakd.train.job import TrainingJob
@@ -33,16 +27,12 @@ def build_supervised_run(params: PretrainParams, data_root: Path, device: torch.
     cfg = params.pretrain
     loaders, (model,) = prepare(params, data_root, device, cfg.batch_size, cfg.seed,
                                 partial(create_model, arch))
-    info = loaders.info
     autocast = autocast_enabled(params.runtime.autocast, device)
     opt, schedule = optimizer_and_schedule(
         cfg.optimizer_for(arch), list(model.parameters()), cfg.milestones, cfg.lr_decay,
         **optimizer_kwargs(params.runtime.fused_optimizer, device))
     step = SupervisedStep(data_parallel(model, device), opt, autocast=autocast)
-    return TrainingJob(
-        step=step, train_loader=loaders.train, evaluate=evaluation(model, loaders.val, autocast),
-        test=evaluation(model, loaders.test, autocast), epochs=cfg.epochs,
-        modules={"model": model}, optimizers={"model": opt},
-        schedulers={"model": schedule},
-        metadata=run_metadata(arch, params.data.dataset, info), model=model, data=loaders,
+    return training_job(
+        params, loaders, model, arch, autocast, step=step, epochs=cfg.epochs,
+        modules={"model": model}, optimizers={"model": opt}, schedulers={"model": schedule},
     )

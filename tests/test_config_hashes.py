@@ -11,10 +11,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sakd.config import DistillConfig, config_hash, flatten, load_params, replace
 from sakd.tuning.study import study_fingerprint
+from tests.conftest import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # params file -> (whole Params, digest of every distill cell's run hash, cells, study fingerprint)
@@ -36,7 +36,7 @@ NEW_PRESETS = {
 
 
 def _params(name: str):
-    return load_params(yaml.safe_load((REPO / name).read_text()))
+    return load_params(read_yaml(REPO / name))
 
 
 def _cell_hashes(p) -> list[str]:

@@ -16,6 +16,7 @@ paste into dvc.yaml after a change of imports.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -30,6 +31,7 @@ STAGES: dict[str, dict] = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stage
 PARAMS: dict = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+@functools.cache
 def _module_file(name: str) -> Path | None:
     parts = name.split(".")
     if parts[0] not in PACKAGES:
@@ -77,13 +79,22 @@ def _files_of_tree(path: Path, tree: ast.AST, module_level: bool = False) -> set
     return {file for node in nodes for file in _node_files(path, node)}
 
 
-def _imported_files(path: Path, module_level: bool = False) -> set[Path]:
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The syntax tree of a project file, parsed once per test session: the files do not
+    change while the tests run, and every stage's closure walks most of them again."""
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def _imported_files(path: Path, module_level: bool = False) -> frozenset[Path]:
     """Project files that `path` imports anywhere in its body, or at module level only
     (packages' __init__ included)."""
-    return _files_of_tree(path, ast.parse(path.read_text()), module_level)
+    return frozenset(_files_of_tree(path, parsed(path), module_level))
 
 
-def code_of(entry: Path, module_level: bool = False) -> set[Path]:
+@functools.cache
+def code_of(entry: Path, module_level: bool = False) -> frozenset[Path]:
     """The transitive closure of project imports from `entry` (module-level ones only: what
     merely importing it runs)."""
     seen, todo = set(), [entry]
@@ -93,7 +104,7 @@ def code_of(entry: Path, module_level: bool = False) -> set[Path]:
             continue
         seen.add(path)
         todo.extend(_imported_files(path, module_level) - seen)
-    return seen
+    return frozenset(seen)
 
 
 def _stage_deps(stage: dict) -> list[Path]:
@@ -113,19 +124,20 @@ def _stage_command(stage_name: str) -> str:
 def _command_function(command: str) -> tuple[Path, ast.FunctionDef]:
     """The file and function behind `sakd <command>`: defined in pipeline/cli.py, or imported
     there from another pipeline module (`from pipeline.cli_tools import tune`)."""
-    for node in ast.parse(CLI.read_text()).body:
+    for node in parsed(CLI).body:
         if isinstance(node, ast.FunctionDef) and node.name == command:
             return CLI, node
         if isinstance(node, ast.ImportFrom) and any(a.name == command for a in node.names):
             file = _module_file(_absolute_module(CLI, node.module, node.level))
             assert file is not None, f"sakd {command}: {node.module} is not a project module"
-            for fn in ast.parse(file.read_text()).body:
+            for fn in parsed(file).body:
                 if isinstance(fn, ast.FunctionDef) and fn.name == command:
                     return file, fn
     raise AssertionError(f"no function for `sakd {command}` in pipeline/cli.py")
 
 
-def stage_code(stage_name: str) -> set[Path]:
+@functools.cache
+def stage_code(stage_name: str) -> frozenset[Path]:
     """Every project file the stage's `sakd <command>` runs (see the module docstring)."""
     file, function = _command_function(_stage_command(stage_name))
     code = code_of(CLI, module_level=True) | code_of(file, module_level=True)

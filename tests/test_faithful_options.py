@@ -16,7 +16,7 @@ from sakd.distillers.functional import attention_map
 from sakd.models import create_model
 from sakd.spots.gumbel import DISTILL
 from sakd.spots.policy import DISTILL_BIAS, resolve_policy_init
-from tests.conftest import repo_params
+from tests.conftest import read_yaml, repo_params
 from tests.tinynets import TinyNet
 
 CLASSES, B = 5, 8
@@ -208,11 +208,9 @@ def test_bf16_routing_loss_stays_within_the_stated_tolerance_of_fp32():
 
 # ----------------------------------------------------------------------------- presets
 def _preset(name: str):
-    import yaml
-
     from tests.test_presets import CONFIGS
 
-    return load_params(yaml.safe_load((CONFIGS / f"{name}.yaml").read_text()))
+    return load_params(read_yaml(CONFIGS / f"{name}.yaml"))
 
 
 def test_authors_preset_sets_every_authors_code_option_on_the_papers_cifar_cells():
@@ -235,8 +233,6 @@ def test_authors_preset_sets_every_authors_code_option_on_the_papers_cifar_cells
 def test_trainable_teacher_preset_is_table_viii_as_train_both_runs_it():
     """cifar100_authors' settings plus train_both.py's: trained teacher, mutual losses, the
     router lr schedule of adjust_learning_rate_stage_agent and no +10 policy bias."""
-    import yaml
-
     from sakd.reference import paper_cells
     from tests.test_presets import CONFIGS
 
@@ -251,7 +247,7 @@ def test_trainable_teacher_preset_is_table_viii_as_train_both_runs_it():
     assert set(p.runs.distillers) == {c.row for c in cells}
     assert (p.runs.strategies, p.runs.seeds) == (["adaptive"], [0, 1, 2])
     # everything else is the authors' preset, so the frozen column is that preset's cells
-    raw = {n: yaml.safe_load((CONFIGS / f"{n}.yaml").read_text())
+    raw = {n: read_yaml(CONFIGS / f"{n}.yaml")
            for n in ("cifar100_trainable_teacher", "cifar100_authors")}
     ours, authors = (dict(r, runs=None) for r in raw.values())
     changed = ("teacher_trainable", "policy_init", "router_lr_schedule")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_dvc_deps import ROOT, _files_of_tree
+from tests.test_dvc_deps import ROOT, _files_of_tree, parsed
 
 FORBIDDEN = [
     ("sakd", "pipeline"),
@@ -33,7 +33,7 @@ def offenders(path: Path, tree: ast.AST, imported: str) -> list[str]:
 @pytest.mark.parametrize(("importer", "imported"), FORBIDDEN)
 def test_no_import_runs_against_the_layers(importer, imported):
     found = [line for path in sorted((ROOT / importer).rglob("*.py"))
-             for line in offenders(path, ast.parse(path.read_text()), imported)]
+             for line in offenders(path, parsed(path), imported)]
     assert not found, f"{importer} must not import {imported}: {found}"
 
 

@@ -20,6 +20,7 @@ from pipeline.cli import app
 from pipeline.preset import distill_run_count, first_comment
 from sakd.config import Params, load_params
 from sakd.reference import paper_cells
+from tests.conftest import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -37,7 +38,7 @@ ALL_PRESETS = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
 
 
 def preset_data(name: str) -> dict:
-    return yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    return read_yaml(CONFIGS / f"{name}.yaml")
 
 
 def preset(name: str) -> Params:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from sakd.build import build_distill_run, lr_schedulers
 from sakd.config import ConfigError, DistillConfig, load_params
@@ -21,7 +20,7 @@ from sakd.models import create_model
 from sakd.registry import UnknownNameError
 from sakd.spots.router_lr import list_router_lr_schedules, router_lr_scheduler
 from sakd.train.loop import TrainingJob, save_state, try_resume
-from tests.conftest import repo_params
+from tests.conftest import read_yaml, repo_params
 
 REPO = Path(__file__).resolve().parents[1]
 PRESET = REPO / "configs" / "cifar100_trainable_teacher.yaml"
@@ -57,7 +56,7 @@ def authors_router_lrs(lr_agent: float, milestones: list[int], rate: float,
 
 
 def _preset() -> DistillConfig:
-    return load_params(yaml.safe_load(PRESET.read_text())).distill
+    return load_params(read_yaml(PRESET)).distill
 
 
 def _run(tmp_path: Path, distill: dict, student: str = "resnet8"):

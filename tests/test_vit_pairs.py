@@ -90,7 +90,7 @@ def _params(pairs: list[tuple[str, str]]):
     raw["runs"]["pairs"] = [{"teacher": t, "student": s} for t, s in pairs]
     raw["runs"]["strategies"] = list_strategies()
     for section in ("pretrain", "distill"):
-        raw[section].update(batch_size=8, epochs=2, milestones=[1])
+        raw[section].update(batch_size=4, epochs=2, milestones=[1])
     raw["runtime"]["device"] = "cpu"
     raw["sensitivity"]["pair"] = None
     return raw

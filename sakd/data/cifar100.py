@@ -18,7 +18,7 @@ from sakd.data.archives import extract_tar
 from sakd.data.download import RemoteFile
 from sakd.data.errors import InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo
-from sakd.data.source import DATASETS, ArchiveSource
+from sakd.data.source import ArchiveSource
 from sakd.data.tensor_store import save_split, split_path
 
 ARCHIVE = RemoteFile(
@@ -85,7 +85,6 @@ def read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-@DATASETS.register("cifar100")
 class Cifar100Source(ArchiveSource):
     info = DatasetInfo(
         name="cifar100",

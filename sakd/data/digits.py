@@ -15,7 +15,7 @@ import torch
 
 from sakd.data.errors import DatasetOptionError
 from sakd.data.info import AugmentSpec, DatasetInfo
-from sakd.data.source import DATASETS, InMemorySource
+from sakd.data.source import InMemorySource
 from sakd.data.splits import stratified_split
 from sakd.data.tensor_store import save_split, split_path
 
@@ -41,7 +41,6 @@ def check_digits_options(test_fraction: Any, seed: Any) -> None:
         raise DatasetOptionError(f"digits split_seed must be a non-negative int, got {seed!r}")
 
 
-@DATASETS.register("digits")
 class DigitsSource(InMemorySource):
     info = DatasetInfo(
         name="digits",

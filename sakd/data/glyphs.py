@@ -26,7 +26,7 @@ from sakd.data.errors import DatasetNotFetchedError, DatasetOptionError
 from sakd.data.glyph_render import CHARACTERS, FONT_FILES, render
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.manifest import read_manifest
-from sakd.data.source import DATASETS, InMemorySource
+from sakd.data.source import InMemorySource
 from sakd.data.tensor_store import save_split, split_path
 
 GLYPH_SIZE = 16
@@ -79,7 +79,6 @@ def _check_count(name: str, value: Any, low: int) -> None:
         raise DatasetOptionError(f"glyphs {name} must be an int >= {low}, got {value!r}")
 
 
-@DATASETS.register("glyphs")
 class GlyphsSource(InMemorySource):
     info = DatasetInfo(
         name="glyphs",

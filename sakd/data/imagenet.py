@@ -18,7 +18,7 @@ from sakd.atomic import atomic_write_json
 from sakd.data.errors import DatasetNotFetchedError, InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
-from sakd.data.source import DATASETS, DatasetSource, check_split
+from sakd.data.source import DatasetSource, check_split
 
 SPLIT_DIRS = {"train": "train", "test": "val"}
 FETCH_HINT = "run `sakd fetch imagenet --path /path/to/imagenet` (or `dvc repro fetch`)"
@@ -102,7 +102,6 @@ def streamed_transform(info: DatasetInfo, augment: AugmentSpec, train: bool) -> 
     return transforms.Compose(steps)
 
 
-@DATASETS.register("imagenet")
 class ImageNetSource(DatasetSource):
     info = DatasetInfo(
         name="imagenet",

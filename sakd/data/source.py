@@ -38,6 +38,13 @@ class DatasetSource(ABC):
     content_options: ClassVar[Mapping[str, Any]] = {}
     fetch_options: ClassVar[Mapping[str, Any]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that declares its own `info` is a dataset: it joins DATASETS under
+        `info.name`, so the name is written once (the kinds of source, without info, do not)."""
+        super().__init_subclass__(**kwargs)
+        if "info" in vars(cls):
+            DATASETS.register(cls.info.name)(cls)
+
     def resolve_options(self, given: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """(content options, fetch options) with defaults filled; unknown names are rejected."""
         valid = {**self.content_options, **self.fetch_options}

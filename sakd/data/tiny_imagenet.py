@@ -21,7 +21,7 @@ from sakd.data.download import RemoteFile
 from sakd.data.errors import InvalidDatasetError
 from sakd.data.info import AugmentSpec, DatasetInfo
 from sakd.data.progress import track_items
-from sakd.data.source import DATASETS, ArchiveSource
+from sakd.data.source import ArchiveSource
 from sakd.data.tensor_store import save_split, split_path
 
 ARCHIVE = RemoteFile(
@@ -113,7 +113,6 @@ def decode_split(
     )
 
 
-@DATASETS.register("tiny_imagenet")
 class TinyImageNetSource(ArchiveSource):
     info = DatasetInfo(
         name="tiny_imagenet",

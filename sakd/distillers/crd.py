@@ -9,7 +9,7 @@ from typing import Annotated
 import torch
 from pydantic import Field
 
-from sakd.distillers.base import Distiller, resolve_spots
+from sakd.distillers.base import Distiller
 from sakd.distillers.contrast_memory import (
     ContrastMemory,
     NegativeSampler,
@@ -68,16 +68,10 @@ class CRD(Distiller):
         self.sampler, self.memory = sampler, memory
 
     @classmethod
-    def from_features(
-        cls,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        *,
-        labels: torch.Tensor | Sequence[int] | None = None,
-        num_samples: int | None = None,
-        feat_dim: int = 128,
-        nce_k: int | None = None,
-        nce_t: float = 0.07,
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor], *,
+        labels: torch.Tensor | Sequence[int] | None = None, num_samples: int | None = None,
+        feat_dim: int = 128, nce_k: int | None = None, nce_t: float = 0.07,
         nce_momentum: float = 0.5,
     ) -> CRD:
         if labels is None:
@@ -87,12 +81,10 @@ class CRD(Distiller):
         if num_samples is not None and num_samples != labels.numel():
             raise ValueError(f"crd: num_samples={num_samples} but {labels.numel()} labels given")
         nce_k = _checked_k(nce_k, max_negatives(labels))
-        spots = resolve_spots(cls.spot_rule, len(feats_s))
-        f_s, f_t = feats_s[spots[0]], feats_t[spots[0]]
         return cls(
             spots,
-            NormalizedEmbed(flat_dim(f_s), feat_dim),
-            NormalizedEmbed(flat_dim(f_t), feat_dim),
+            NormalizedEmbed(flat_dim(at_s[0]), feat_dim),
+            NormalizedEmbed(flat_dim(at_t[0]), feat_dim),
             NegativeSampler(labels, nce_k),
             ContrastMemory(feat_dim, labels.numel(), nce_t, nce_momentum),
         )

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sakd.distillers.base import ElementwiseDistiller, resolve_spots
+from sakd.distillers.base import ElementwiseDistiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.options import DistillerOptions
 from sakd.distillers.target import teacher_target
@@ -129,18 +129,12 @@ class FT(ElementwiseDistiller):
         self.pretrain_weight_decay = pretrain_weight_decay
 
     @classmethod
-    def from_features(
-        cls,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        *,
-        rate: float = 0.5,
-        pretrain_epochs: int = 30,
-        pretrain_lr: float = 0.01,
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor], *,
+        rate: float = 0.5, pretrain_epochs: int = 30, pretrain_lr: float = 0.01,
         pretrain_weight_decay: float = 5e-4,
     ) -> FT:
-        spots = resolve_spots(cls.spot_rule, len(feats_s))
-        s_channels, t_channels = feats_s[spots[0]].shape[1], feats_t[spots[0]].shape[1]
+        s_channels, t_channels = at_s[0].shape[1], at_t[0].shape[1]
         return cls(
             spots,
             Paraphraser(t_channels, rate),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sakd.distillers.base import Distiller, resolve_spots
+from sakd.distillers.base import Distiller
 from sakd.distillers.factory import register_distiller
 from sakd.distillers.gating import gated_mean
 from sakd.distillers.options import DistillerOptions
@@ -140,17 +140,12 @@ class ReviewKD(Distiller):
         self.register_buffer("ramp", torch.ones(()), persistent=False)
 
     @classmethod
-    def from_features(
-        cls,
-        feats_s: list[torch.Tensor],
-        feats_t: list[torch.Tensor],
-        *,
-        warmup_epochs: int = 20,
-        max_mid_channels: int = 512,
+    def from_spots(
+        cls, spots: list[int], at_s: list[torch.Tensor], at_t: list[torch.Tensor], *,
+        warmup_epochs: int = 20, max_mid_channels: int = 512,
     ) -> ReviewKD:
-        spots = resolve_spots(cls.spot_rule, len(feats_s))
-        at_s = [_checked_map(feats_s[i], i, "student") for i in spots]
-        at_t = [_checked_map(feats_t[i], i, "teacher") for i in spots]
+        at_s = [_checked_map(f, i, "student") for i, f in zip(spots, at_s, strict=True)]
+        at_t = [_checked_map(f, i, "teacher") for i, f in zip(spots, at_t, strict=True)]
         mid = min(max_mid_channels, at_s[-1].shape[1])
         abfs = nn.ModuleList(
             ABF(s.shape[1], mid, t.shape[1], fuse=k < len(spots) - 1)

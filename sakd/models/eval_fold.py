@@ -107,11 +107,11 @@ class EvalFoldedNet(SpotNet):
     def num_folds(self) -> int:
         return len(self._folds)
 
-    @torch.compiler.disable  # eager under torch.compile: the version counters change every step
     @torch.no_grad()
     def refresh(self) -> None:
         """Recompute the folded weights (in place) if any source tensor changed since the last
-        call."""
+        call. A captured step runs it eagerly (the version counters change every step): see
+        sakd.train.capture."""
         versions = [t._version for t in self._sources]
         if versions == self._seen:
             return

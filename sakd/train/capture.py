@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from sakd.models.eval_fold import EvalFoldedNet
 from sakd.train.distill_step import DistillStep, Stats
 from sakd.train.runtime import allow_recompiles
 
@@ -54,6 +55,13 @@ class CapturedStep:
         # mask, routing loss through w): a compiled graph's backward runs once, so w is made
         # eagerly, outside the graphs
         step.route_fn = torch.compiler.disable(step.route)
+        # a BN-folded eval view reads tensor version counters, which change every step: its
+        # refresh stays eager too. Disabled here, where compiling starts, not where it is
+        # defined: torch.compiler.disable imports torch._dynamo (~1.6 s), which every process
+        # that merely imports the models would pay
+        for view in (step._eval_teacher, step._eval_student):
+            if isinstance(view, EvalFoldedNet):
+                view.refresh = torch.compiler.disable(view.refresh)
         mode = compile_mode(device) if backend == "inductor" else None
         self.compiled = torch.compile(step.train_batch, backend=backend, mode=mode)
         self.clone_outputs = mode == "reduce-overhead"  # CUDA graphs reuse their output buffers
