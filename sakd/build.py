@@ -138,8 +138,8 @@ def lr_schedulers(optimizers: dict[str, torch.optim.Optimizer], milestones: Sequ
     the student's after its recipe's `warmup_epochs`; the router's follows
     `router_lr_schedule` (sakd.spots.router_lr: the student's decay, or the authors' Table
     VIII schedule)."""
-    return {name: router_lr_scheduler(router_lr_schedule, opt, milestones, decay)
-            if name == "router" else lr_schedule(opt, milestones, decay, warmup_epochs)
+    return {name: lr_schedule(opt, milestones, decay, warmup_epochs) if name != "router"
+            else router_lr_scheduler(router_lr_schedule, opt, milestones, decay)
             for name, opt in optimizers.items()}
 
 
