@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.queue_guard import single_queue
+from pipeline.queue_guard import end_of_wave, single_queue
 from pipeline.slots import JOBS_ENV
 
 # The stages in the order they may run: the data once, the networks trained alone, then every
@@ -118,9 +118,10 @@ def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = Fals
         open_stores(root)
         for command in commands:
             echo(f"$ {shlex.join(command)}")
+            run_all = command[1:4] == ["exp", "run", "--run-all"]
             _dvc(command, root, env={**os.environ, JOBS_ENV: str(jobs)},
-                 started=lock.waiting_for)
-            if command[1:4] == ["exp", "run", "--run-all"]:
+                 started=lock.waiting_for, echo=echo if run_all else None)
+            if run_all:
                 _check_queue(root, tag)
     if part.count > 1:
         echo("this machine's share is done and in the workspace: `dvc push --run-cache` "
@@ -150,16 +151,23 @@ def _check_queue(root: Path, tag: str) -> None:
 
 def _dvc(command: list[str], root: Path, capture: bool = False,
          env: dict[str, str] | None = None,
-         started: Callable[[int | None], None] | None = None) -> str:
-    """Run a DVC command; `started(pid)` is told its pid (and None once it ended)."""
+         started: Callable[[int | None], None] | None = None,
+         echo: Callable[[str], None] | None = None) -> str:
+    """Run a DVC command; `started(pid)` is told its pid (and None once it ended). With
+    `echo`, a command that outlives its queue wave is ended (queue_guard.end_of_wave)."""
     pipe = subprocess.PIPE if capture else None
     with subprocess.Popen(command, cwd=root, env=env, text=True, stdout=pipe,
                           stderr=pipe) as proc:
         if started:
             started(proc.pid)
+        ended = echo is not None and end_of_wave(proc, root)
         out, err = proc.communicate()
     if started:
         started(None)
+    if ended:
+        echo(f"`{shlex.join(command)}` still waited for a queue worker after every stage had "
+             "finished (DVC issue #10398): stopped it and its workers")
+        return out or ""
     if proc.returncode != 0:
         detail = (err or out or "").strip()[-2000:] if capture else ""
         raise UserError(f"`{shlex.join(command)}` failed (exit {proc.returncode})"

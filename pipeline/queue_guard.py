@@ -10,7 +10,8 @@ It waits for the DVC command the dead one left while a queue worker is active (i
 then land in the run-cache: nothing is trained twice), stops it when none has been for 30 s,
 stops any worker left (`dvc queue stop --kill`), clears the queue (`dvc queue remove --all`;
 an entry still shown Running has no worker left, so DVC's task records under
-.dvc/tmp/exps/celery go too) and then runs the study as usual.
+.dvc/tmp/exps/celery go too) and then runs the study as usual. While it runs, `end_of_wave`
+ends a `dvc exp run --run-all` that outlives its wave (a worker that never exits).
 """
 
 from __future__ import annotations
@@ -92,6 +93,40 @@ def clean_up_after(root: Path, left: list[str], echo: Callable[[str], None]) -> 
     _dvc(root, "queue", "remove", "--all")
     if any(" Running " in f" {line} " for line in _dvc(root, "queue", "status").splitlines()):
         shutil.rmtree(root / CELERY, ignore_errors=True)  # entries without a worker
+
+
+def end_of_wave(proc: subprocess.Popen, root: Path, idle_s: float = 90.0,
+                poll_s: float = 30.0) -> bool:
+    """Wait for `proc`, a `dvc exp run --run-all`. DVC waits for its queue workers to exit,
+    and a worker that has logged its shutdown sometimes never does (DVC issue #10398; seen
+    under load), so the command would wait forever with every stage done. Once no entry is
+    queued or running and no worker has been active for `idle_s`, the workers left are killed
+    (their pid files under .dvc/tmp/exps/celery), then the command. True when it had to.
+    (A `dvc queue status` every `poll_s` costs ~1 s of CPU: a few % of one core.)"""
+    settled = 0.0
+    while proc.poll() is None:
+        settled = settled + poll_s if _settled(_dvc(root, "queue", "status")) else 0.0
+        if settled >= idle_s:
+            for pid_file in (root / CELERY).glob("dvc-exp-worker-*.pid"):
+                pid = pid_file.read_text().strip()
+                if pid.isdigit() and _is_dvc(int(pid)):
+                    _stop(int(pid), grace_s=5.0)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30.0)
+            if proc.poll() is None:
+                _stop(proc.pid)
+            proc.wait()
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+def _settled(status: str) -> bool:
+    """`dvc queue status` shows nothing queued or running and no active worker."""
+    if any(word in line.split() for line in status.splitlines() for word in ("Queued", "Running")):
+        return False
+    return any(line.startswith("Worker status:") for line in status.splitlines()) and \
+        not _busy(status)
 
 
 def _busy(status: str) -> bool:

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 import torch
@@ -179,3 +181,67 @@ def test_a_queue_that_ended_cleanly_leaves_nothing_to_clean(tmp_path, monkeypatc
     with g.single_queue(tmp_path):
         pass
     assert cleaned == [["999999", "4321"]]
+
+
+# A stand-in for `dvc exp run --run-all` whose queue worker logged its shutdown but never exits
+# (DVC issue #10398): it starts the worker as its child, records its pid where DVC does, and
+# waits for it, as DVC's command does.
+HUNG_RUN_ALL = textwrap.dedent("""
+    import subprocess, sys
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
+                               "dvc-exp-worker"])
+    open(sys.argv[1], "w").write(str(worker.pid))
+    worker.wait()
+""")
+SETTLED = ("Task     Name                            Created    Status\n"
+           "158ab82  pretrain-resnet8-c82229         09:38 PM   Success\n"
+           "ed2da41  distill-pair0-kd-always-c82229  09:38 PM   Success\n\n"
+           "Worker status: 0 active, 1 idle\n")
+
+
+def _hung_run_all(root) -> tuple[subprocess.Popen, object]:
+    import pipeline.queue_guard as g
+
+    (root / g.CELERY).mkdir(parents=True)
+    pid_file = root / g.CELERY / "dvc-exp-worker-2.pid"
+    proc = subprocess.Popen([sys.executable, "-c", HUNG_RUN_ALL, str(pid_file), "dvc"])
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    return proc, pid_file
+
+
+def test_a_run_all_that_outlives_its_wave_is_ended_with_its_worker(tmp_path, monkeypatch):
+    """Every stage done, no worker active: the lingering worker and then the command are
+    stopped, and `sakd queue` goes on (instead of waiting forever)."""
+    import pipeline.queue_guard as g
+
+    monkeypatch.setattr(g, "_dvc", lambda root, *args: SETTLED)
+    proc, pid_file = _hung_run_all(tmp_path)
+    worker = int(pid_file.read_text())
+    assert g.end_of_wave(proc, tmp_path, idle_s=0.2, poll_s=0.05) is True
+    assert proc.returncode is not None
+    assert not g._is_dvc(worker)  # the lingering worker is gone
+
+
+@pytest.mark.parametrize("status", [
+    SETTLED.replace("Success\n\n", "Running\n\n"),                  # a stage still running
+    SETTLED.replace("Success\n\n", "Queued\n\n"),                   # one not started yet
+    SETTLED.replace("0 active, 1 idle", "1 active, 0 idle"),       # a worker still busy
+])
+def test_a_wave_still_working_is_left_alone(tmp_path, monkeypatch, status):
+    import pipeline.queue_guard as g
+
+    monkeypatch.setattr(g, "_dvc", lambda root, *args: status)
+    proc, pid_file = _hung_run_all(tmp_path)
+    worker = int(pid_file.read_text())
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):  # watched for 1 s: nothing stopped
+            threading.Thread(target=g.end_of_wave, args=(proc, tmp_path, 0.2, 0.05),
+                             daemon=True).start()
+            proc.wait(timeout=1.0)
+        assert os.path.exists(f"/proc/{worker}")
+    finally:
+        os.kill(worker, 9)
+        proc.wait(timeout=10)
