@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.queue_guard import end_of_wave, single_queue
+from pipeline.queue_guard import end_of_wave, single_queue, stop_workers_left
 from pipeline.slots import JOBS_ENV
 
 # The stages in the order they may run: the data once, the networks trained alone, then every
@@ -122,6 +122,9 @@ def run_queue(root: Path, jobs: int, part: Slice = Slice(), dry_run: bool = Fals
             _dvc(command, root, env={**os.environ, JOBS_ENV: str(jobs)},
                  started=lock.waiting_for, echo=echo if run_all else None)
             if run_all:
+                for pid in stop_workers_left(root):
+                    echo(f"stopped DVC queue worker {pid}: still running after its wave "
+                         "(DVC issue #10398)")
                 _check_queue(root, tag)
     if part.count > 1:
         echo("this machine's share is done and in the workspace: `dvc push --run-cache` "

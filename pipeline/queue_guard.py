@@ -11,7 +11,8 @@ then land in the run-cache: nothing is trained twice), stops it when none has be
 stops any worker left (`dvc queue stop --kill`), clears the queue (`dvc queue remove --all`;
 an entry still shown Running has no worker left, so DVC's task records under
 .dvc/tmp/exps/celery go too) and then runs the study as usual. While it runs, `end_of_wave`
-ends a `dvc exp run --run-all` that outlives its wave (a worker that never exits).
+ends a `dvc exp run --run-all` that outlives its wave, and `stop_workers_left` the queue
+workers DVC leaves behind once a wave is over (a worker that never exits).
 """
 
 from __future__ import annotations
@@ -107,10 +108,8 @@ def end_of_wave(proc: subprocess.Popen, root: Path, idle_s: float = 90.0,
     while proc.poll() is None:
         settled = settled + poll_s if _settled(_dvc(root, "queue", "status")) else 0.0
         if settled >= idle_s:
-            for pid_file in (root / CELERY).glob("dvc-exp-worker-*.pid"):
-                pid = pid_file.read_text().strip()
-                if pid.isdigit() and _is_dvc(int(pid)):
-                    _stop(int(pid), grace_s=5.0)
+            for pid in _live_workers(root):
+                _stop(pid, grace_s=5.0)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30.0)
             if proc.poll() is None:
@@ -119,6 +118,31 @@ def end_of_wave(proc: subprocess.Popen, root: Path, idle_s: float = 90.0,
             return True
         time.sleep(poll_s)
     return False
+
+
+def stop_workers_left(root: Path, wait_s: float = 30.0) -> list[int]:
+    """After a wave's `dvc exp run --run-all` has returned: its queue workers normally exit
+    within seconds; one still alive after `wait_s` never will (DVC issue #10398), and with the
+    DVC process waiting on it, it holds the terminal or pipe `sakd queue` was given. Stop them;
+    returns their pids."""
+    deadline = time.monotonic() + wait_s
+    while _live_workers(root) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    left = _live_workers(root)
+    for pid in left:
+        _stop(pid, grace_s=5.0)
+    return left
+
+
+def _live_workers(root: Path) -> list[int]:
+    """The pids of this project's DVC queue workers still running (pid files DVC writes)."""
+    pids = []
+    for pid_file in sorted((root / CELERY).glob("dvc-exp-worker-*.pid")):
+        with contextlib.suppress(OSError):
+            pid = pid_file.read_text().strip()
+            if pid.isdigit() and _is_dvc(int(pid), b"queue-worker"):
+                pids.append(int(pid))
+    return pids
 
 
 def _settled(status: str) -> bool:
@@ -137,10 +161,10 @@ def _busy(status: str) -> bool:
     return False
 
 
-def _is_dvc(pid: int) -> bool:
-    """A live `dvc` process (not a reused pid)."""
+def _is_dvc(pid: int, command: bytes = b"dvc") -> bool:
+    """A live `dvc` process (not a reused pid); `command`: a word its command line holds."""
     try:
-        return b"dvc" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return command in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

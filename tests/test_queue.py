@@ -189,7 +189,7 @@ def test_a_queue_that_ended_cleanly_leaves_nothing_to_clean(tmp_path, monkeypatc
 HUNG_RUN_ALL = textwrap.dedent("""
     import subprocess, sys
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
-                               "dvc-exp-worker"])
+                               "dvc", "exp", "queue-worker"])
     open(sys.argv[1], "w").write(str(worker.pid))
     worker.wait()
 """)
@@ -223,6 +223,19 @@ def test_a_run_all_that_outlives_its_wave_is_ended_with_its_worker(tmp_path, mon
     assert g.end_of_wave(proc, tmp_path, idle_s=0.2, poll_s=0.05) is True
     assert proc.returncode is not None
     assert not g._is_dvc(worker)  # the lingering worker is gone
+
+
+def test_workers_left_after_a_wave_are_stopped(tmp_path):
+    """DVC's `--run-all` returned but a worker it forked lingers (holding the terminal or pipe
+    `sakd queue` was given): stopped once the wave is over; a worker that exits in time is
+    left to do so."""
+    import pipeline.queue_guard as g
+
+    proc, pid_file = _hung_run_all(tmp_path)  # its worker never exits
+    worker = int(pid_file.read_text())
+    assert g.stop_workers_left(tmp_path, wait_s=0.5) == [worker]
+    proc.wait(timeout=10)  # its waiting parent ends with it
+    assert not g._is_dvc(worker) and g.stop_workers_left(tmp_path, wait_s=0.1) == []
 
 
 @pytest.mark.parametrize("status", [
