@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sakd.build_common import Schedulers, prepare, training_job
+from sakd.build_common import Schedulers, make_optimizer, prepare, training_job
 from sakd.config import DistillConfig, Params
 from sakd.distillers import Distiller, create_distiller, distiller_options
 from sakd.distillers.kd import logit_loss
@@ -35,7 +35,7 @@ from sakd.train import distributed
 from sakd.train.capture import CapturedStep
 from sakd.train.distill_step import DistillStep
 from sakd.train.job import TrainingJob
-from sakd.train.optimizers import OPTIMIZERS, lr_schedule
+from sakd.train.optimizers import lr_schedule
 from sakd.train.runtime import autocast_enabled, optimizer_kwargs, unique_parameters
 from sakd.train.step_losses import StepLosses
 from sakd.train.teacher_loss import TEACHER_TRAINABLE, create_teacher_loss
@@ -105,12 +105,10 @@ def build_distill_step(
     opt = optimizer or cfg.optimizer_for(getattr(student, "arch", ""))
     trained = _student_trained(student, distiller, teacher if trainable else None)
     impl = optimizer_kwargs(fused_optimizer, example_x.device)
-    optimizers = {"student": OPTIMIZERS.create(opt.name, trained, opt.lr, opt.momentum,
-                                               opt.weight_decay, **impl)}
+    optimizers = {"student": make_optimizer(opt, trained, **impl)}
     if strategy.uses_policy:
-        optimizers["router"] = OPTIMIZERS.create(
-            opt.name, unique_parameters(policy, routing), opt.lr * cfg.router_lr_ratio,
-            opt.momentum, cfg.router_weight_decay, **impl)
+        optimizers["router"] = make_optimizer(opt, unique_parameters(policy, routing),
+                                              cfg.router_lr_ratio, cfg.router_weight_decay, **impl)
     return DistillStep(
         student, teacher, distiller, strategy, losses, optimizers, clock, policy=policy,
         routing=routing, generator=generator, autocast=autocast, fold_batchnorm=fold_batchnorm,

@@ -88,12 +88,20 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
+def make_optimizer(recipe: OptimizerRecipe, params: list[nn.Parameter], lr_scale: float = 1.0,
+                   weight_decay: float | None = None, **impl: bool) -> torch.optim.Optimizer:
+    """`recipe`'s optimiser over `params`, at lr x `lr_scale` and `weight_decay` when given
+    (the router's); `impl`: fused or foreach steps (sakd.train.runtime)."""
+    decay = recipe.weight_decay if weight_decay is None else weight_decay
+    return OPTIMIZERS.create(recipe.name, params, recipe.lr * lr_scale, recipe.momentum, decay,
+                             **impl)
+
+
 def optimizer_and_schedule(
     recipe: OptimizerRecipe, params: list[nn.Parameter], milestones: Sequence[int], decay: float,
     **impl: bool,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """`recipe`'s optimiser over `params` and its per-epoch schedule (warm-up, then x `decay`
     at each milestone); `impl`: fused or foreach steps (sakd.train.runtime)."""
-    optimizer = OPTIMIZERS.create(recipe.name, params, recipe.lr, recipe.momentum,
-                                  recipe.weight_decay, **impl)
+    optimizer = make_optimizer(recipe, params, **impl)
     return optimizer, lr_schedule(optimizer, milestones, decay, recipe.warmup_epochs)
